@@ -1,0 +1,198 @@
+"""The ``harkit`` command line: thin wrappers that parse, build a config and call the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harkit.errors import HarkitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="harkit: human activity recognition, honestly evaluated.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False)], force=True)
+
+
+def _print_report(report: Any) -> None:
+    from harkit.evaluation.metrics import report_table
+
+    console.print(report_table(report))
+
+
+@app.command()
+def train(
+    dataset: Annotated[str | None, typer.Option(help="registered dataset (harkit datasets)")] = None,
+    model: Annotated[str | None, typer.Option(help="registered model (harkit models)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML experiment config")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="override any config field: --set train.lr=0.001 --set model.hidden=64")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="shortcut for --set train.epochs=N")] = None,
+    data_dir: Annotated[str | None, typer.Option(
+        help="local dataset mirror directory or URL (else $HARKIT_DATA_DIR, else the cache)")
+    ] = None,
+    run_root: Annotated[str | None, typer.Option(help="where run directories go")] = None,
+    name: Annotated[str | None, typer.Option(help="run directory name")] = None,
+    resume: Annotated[Path | None, typer.Option(help="continue this run from its last "
+                                                     "checkpoint")] = None,
+    stop_after: Annotated[int | None, typer.Option(help="train at most N epochs now; "
+                                                        "continue later with --resume")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every epoch")] = False,
+) -> None:
+    """Train a model, evaluate its best-validation checkpoint on the test split, write plots."""
+    _setup_logging(verbose)
+    from harkit.api import train as run_train
+
+    overrides: list[str] = []
+    for key, value in (("data.dataset", dataset), ("model.name", model),
+                       ("train.epochs", epochs), ("data.data_dir", data_dir),
+                       ("run_root", run_root), ("name", name)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    overrides += set_ or []
+    if resume is not None and config is not None:
+        raise HarkitError("--resume takes the config stored in the run; drop --config")
+    result = run_train(config, overrides=overrides, resume=resume, stop_after=stop_after,
+                       progress=progress and console.is_terminal, command=["harkit", *sys.argv[1:]])
+    console.print(f"run directory: {result.run_dir}")
+    console.print(f"trained {len(result.history)} epochs in {result.train_seconds:.1f} s; best "
+                  f"validation macro F1 {result.val.macro_f1:.4f} at epoch {result.best_epoch}")
+    if result.test is None:
+        console.print(f"stopped before the last epoch; continue with: harkit train --resume "
+                      f"{result.run_dir}")
+        return
+    _print_report(result.test)
+    console.print(f"metrics: {result.run_dir / 'metrics.json'}")
+    console.print(f"plots: {result.run_dir / 'plots'}")
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    split: Annotated[str, typer.Option(help="test or val")] = "test",
+    checkpoint: Annotated[str, typer.Option(help="best or last")] = "best",
+) -> None:
+    """Evaluate a run's checkpoint on a split; print and save the report and plots."""
+    _setup_logging(False)
+    from harkit.api import evaluate_run
+
+    report = evaluate_run(run, split=split, which=checkpoint)
+    _print_report(report)
+    console.print(f"plots: {Path(run) / 'plots'}")
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="run directory (or a checkpoint .pt file)")],
+    file: Annotated[Path, typer.Argument(help="CSV of raw samples: a header naming the "
+                                              "channels, one row per time step")],
+    hop: Annotated[int | None, typer.Option(help="samples between windows (default: as in "
+                                                 "training)")] = None,
+    output: Annotated[Path | None, typer.Option(help="write predictions as CSV or JSON "
+                                                     "lines (.jsonl)")] = None,
+    show: Annotated[int, typer.Option(help="rows to print")] = 20,
+) -> None:
+    """Predict one activity (with confidence) per window of a CSV of raw samples."""
+    _setup_logging(False)
+    from harkit.inference import Predictor
+
+    t0 = time.perf_counter()
+    pred = Predictor.from_checkpoint(run) if run.is_file() else Predictor.from_run(run)
+    t1 = time.perf_counter()
+    rows = pred.predict_csv(file, hop=hop)
+    t2 = time.perf_counter()
+    if output is not None:
+        from harkit.io import atomic_write_text
+
+        if output.suffix == ".jsonl":
+            text = "".join(json.dumps({"start": r.start, "end": r.end, "label": r.label,
+                                       "confidence": r.confidence}) + "\n" for r in rows)
+        else:
+            text = "start,end,label,confidence\n" + "".join(
+                f"{r.start},{r.end},{r.label},{r.confidence:.6f}\n" for r in rows)
+        atomic_write_text(output, text)
+    table = Table(title=f"{file}: {len(rows)} windows of {pred.window_len} samples "
+                        f"({pred.window_len / pred.sampling_rate:.2f} s)")
+    for col in ("window", "samples", "time (s)", "activity", "confidence"):
+        table.add_column(col, justify="left" if col == "activity" else "right")
+    for i, r in enumerate(rows[:show]):
+        table.add_row(str(i), f"{r.start}-{r.end}", f"{r.start / pred.sampling_rate:.2f}",
+                      r.label, f"{r.confidence:.3f}")
+    console.print(table)
+    if len(rows) > show:
+        console.print(f"... {len(rows) - show} more" + (f" in {output}" if output else
+                                                         " (use --output to save all)"))
+    rate = len(rows) / max(t2 - t1, 1e-9)
+    err.print(f"{len(rows)} windows in {t2 - t1:.3f} s ({rate:,.0f} windows/s; model load "
+              f"{t1 - t0:.2f} s)")
+
+
+@app.command()
+def models() -> None:
+    """List the registered models."""
+    from harkit.models import MODELS, create_model
+
+    t = Table(title="models: (batch, time, channels) -> (batch, classes) logits")
+    for col in ("name", "parameters (9 ch, 6 classes, 128 steps)", "description"):
+        t.add_column(col)
+    for e in MODELS.entries():
+        n = sum(p.numel() for p in create_model(e.name, 9, 6, 128).parameters())
+        t.add_row(e.name, f"{n:,}", e.description)
+    console.print(t)
+
+
+@app.command()
+def datasets() -> None:
+    """List the registered datasets."""
+    from harkit.data import list_datasets
+
+    t = Table(title="datasets")
+    t.add_column("name")
+    t.add_column("description")
+    for e in list_datasets():
+        t.add_row(e.name, e.description)
+    console.print(t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 2 user error)."""
+    try:
+        app(args=argv, prog_name="harkit", standalone_mode=False)
+    except HarkitError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except SystemExit as e:
+        return int(e.code or 0) if isinstance(e.code, int) else 1
+    except Exception as e:
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

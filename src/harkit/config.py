@@ -1,0 +1,243 @@
+"""Typed experiment configuration: dataclasses per component, YAML in, dotted overrides.
+
+Every field has a default, so ``ExperimentConfig()`` is a valid config. Unknown keys are
+rejected with the dotted path that was wrong. Model hyperparameters live in the free-form
+``model.params`` mapping and are validated against the model's own signature when it is built.
+
+Example:
+    >>> cfg = apply_overrides(ExperimentConfig(), ["train.lr=0.01", "model.name=gru"])
+    >>> cfg.train.lr, cfg.model.name
+    (0.01, 'gru')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harkit.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, where it lives and how it is split and normalised."""
+
+    dataset: str = "uci-har"
+    data_dir: str | None = None
+    # Validation subjects are carved from the training subjects only. Either name them, or
+    # give how many to draw (seeded); the test split is never touched for validation.
+    val_subjects: list[int] | None = None
+    n_val_subjects: int = 4
+    normalize: str = "standard"  # "standard" (per channel, fitted on training windows) or "none"
+    channels: list[str] | None = None  # subset of the dataset's channels, in this order
+
+
+@dataclass
+class ModelConfig:
+    """Registered model name and its keyword arguments."""
+
+    name: str = "harcnn"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AugmentConfig:
+    """Training-only augmentations, applied on the fly to each batch."""
+
+    scale: float = 0.1  # std of a per-window, per-channel multiplicative gain around 1
+    jitter: float = 0.05  # std of additive Gaussian noise, in normalised units
+    rotate_deg: float = 10.0  # max random 3D rotation of each xyz sensor triplet, in degrees
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings for the model-agnostic Trainer."""
+
+    epochs: int = 25
+    batch_size: int = 64
+    optimizer: str = "adamw"  # adam | adamw | rmsprop
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    scheduler: str = "onecycle"  # none | step | cosine | plateau | onecycle
+    step_size: int = 10  # step scheduler: epochs between decays
+    gamma: float = 0.5  # step / plateau decay factor
+    max_lr: float | None = None  # onecycle peak (defaults to 3 x lr)
+    class_weights: bool = False  # weight the loss by inverse class frequency (training split)
+    label_smoothing: float = 0.1
+    grad_clip: float | None = None  # max gradient L2 norm
+    early_stopping: int | None = None  # patience in epochs on validation macro F1
+    seed: int = 0
+    deterministic: bool = True
+    num_threads: int | None = None  # torch intra-op threads; None = one per physical core
+    device: str = "cpu"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything needed to reproduce one run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run_root: str = "runs"
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check (and gently convert) ``value`` against the annotation ``tp``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if _is_dataclass_type(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass ``cls`` from a nested mapping, rejecting unknown keys."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        path = ", ".join(f"{where}.{k}".lstrip(".") for k in unknown)
+        raise ConfigError(f"unknown config key(s): {path}; known: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}".lstrip(".")) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read an ExperimentConfig from a YAML file (missing fields keep their defaults)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read config file ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: config file is not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return from_dict(ExperimentConfig, data)  # type: ignore[no-any-return]
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    """Write ``cfg`` as YAML (atomically)."""
+    from harkit.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override's right-hand side as YAML (numbers, booleans, lists, null)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
+    """Return a copy of ``cfg`` with ``key.path=value`` overrides applied.
+
+    ``model.<name>=value`` for a name that is not a ModelConfig field sets a model parameter
+    (``model.hidden=64`` is ``model.params.hidden=64``).
+    """
+    data = cfg.to_dict()
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. train.lr=0.001")
+        key, _, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if parts[0] == "model" and len(parts) == 2 and parts[1] not in ("name", "params"):
+            parts = ["model", "params", parts[1]]
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(f"override {key!r}: unknown key {'.'.join(parts[: i + 1])!r}")
+            if node[part] is None:
+                node[part] = {}
+            node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {key!r}: {'.'.join(parts[:-1])!r} is not a section")
+        in_params = len(parts) >= 3 and parts[-2] == "params"
+        if parts[-1] not in node and not in_params:
+            raise ConfigError(f"override {key!r}: unknown key {key!r}")
+        node[parts[-1]] = parse_value(raw)
+    return from_dict(ExperimentConfig, data)  # type: ignore[no-any-return]
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten a nested mapping into dotted keys (for tables and trackers)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

@@ -1,0 +1,95 @@
+"""Containers for windowed data. Windows are always ``(windows, time, channels)``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harkit.errors import ConfigError
+
+
+@dataclass
+class WindowSet:
+    """Windows with their labels and subject ids.
+
+    Attributes:
+        X: float32 array ``(windows, time, channels)``.
+        y: int64 class indices ``(windows,)`` into the dataset's ``classes``.
+        subjects: int64 subject id of each window ``(windows,)``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    subjects: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.X.ndim != 3:
+            raise ValueError(f"X must be (windows, time, channels), got shape {self.X.shape}")
+        if not (len(self.X) == len(self.y) == len(self.subjects)):
+            raise ValueError(
+                f"X, y and subjects disagree on the number of windows: "
+                f"{len(self.X)}, {len(self.y)}, {len(self.subjects)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def select(self, mask: np.ndarray) -> WindowSet:
+        """Windows where ``mask`` is true (boolean array or index array)."""
+        return WindowSet(self.X[mask], self.y[mask], self.subjects[mask])
+
+    def subject_ids(self) -> list[int]:
+        return sorted(int(s) for s in np.unique(self.subjects))
+
+
+@dataclass
+class WindowedDataset:
+    """A dataset cut into fixed-length windows with its dataset-defined splits.
+
+    Attributes:
+        name: registry name of the source.
+        channels: channel names, in the order of the last axis of ``X``.
+        classes: class names; ``y == i`` means ``classes[i]``.
+        sampling_rate: samples per second.
+        hop: samples between the starts of consecutive windows of one recording.
+        splits: dataset-defined splits, e.g. ``{"train": ..., "test": ...}``.
+    """
+
+    name: str
+    channels: list[str]
+    classes: list[str]
+    sampling_rate: float
+    hop: int
+    splits: dict[str, WindowSet]
+    units: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def window_len(self) -> int:
+        return int(next(iter(self.splits.values())).X.shape[1])
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def select_channels(self, names: list[str]) -> WindowedDataset:
+        """A copy keeping only the channels ``names``, in that order."""
+        missing = [n for n in names if n not in self.channels]
+        if missing:
+            raise ConfigError(
+                f"data.channels: unknown channel(s) {missing} for {self.name}; "
+                f"available: {self.channels}"
+            )
+        idx = [self.channels.index(n) for n in names]
+        splits = {
+            k: WindowSet(v.X[:, :, idx], v.y, v.subjects) for k, v in self.splits.items()
+        }
+        return WindowedDataset(
+            self.name, list(names), self.classes, self.sampling_rate, self.hop, splits,
+            {n: self.units.get(n, "") for n in names}, self.description,
+        )

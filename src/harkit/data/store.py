@@ -1,0 +1,154 @@
+"""Where datasets live: a local mirror directory, a mirror URL, or the official source.
+
+Resolution order for a dataset file:
+1. ``data_dir`` argument / ``--data-dir``, else the ``HARKIT_DATA_DIR`` environment variable.
+   A local directory is searched for the dataset's known layouts (``<dir>/<dataset>/...``
+   or ``<dir>/...``); an ``http(s)://`` or ``file://`` URL is a mirror with the same layout,
+   downloaded into the cache.
+2. The cache directory (``HARKIT_CACHE_DIR``, default ``~/.cache/harkit``), filled on first
+   use by a download from the dataset's official address.
+
+Downloads are written to a temporary file and renamed into place under a file lock, so two
+processes filling the cache at once never see a partial archive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from harkit.errors import DatasetNotFoundError
+from harkit.io import atomic_open
+
+
+def cache_dir() -> Path:
+    """The harkit cache directory (``HARKIT_CACHE_DIR`` or ``~/.cache/harkit``)."""
+    env = os.environ.get("HARKIT_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "harkit"
+
+
+def configured_data_dir(data_dir: str | os.PathLike[str] | None) -> str | None:
+    """The explicit ``data_dir``, else ``HARKIT_DATA_DIR``, else None."""
+    if data_dir:
+        return os.fspath(data_dir)
+    return os.environ.get("HARKIT_DATA_DIR") or None
+
+
+def is_url(location: str) -> bool:
+    return urllib.parse.urlparse(location).scheme in ("http", "https", "file")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock held on ``path`` (created if needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def download(url: str, target: Path, description: str = "") -> Path:
+    """Download ``url`` to ``target`` atomically, with a progress bar; return ``target``."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with file_lock(target.with_name(target.name + ".lock")):
+        if target.exists():  # another process finished it while we waited
+            return target
+        try:
+            resp = urllib.request.urlopen(url, timeout=60)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise DatasetNotFoundError(
+                f"cannot download {description or target.name} from {url} ({e}); "
+                "point harkit at a local copy with --data-dir or HARKIT_DATA_DIR"
+            ) from None
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        with (
+            resp,
+            atomic_open(target, "wb") as out,
+            Progress(
+                "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
+            ) as bar,
+        ):
+            task = bar.add_task(f"downloading {description or target.name}", total=total)
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+                bar.advance(task, len(chunk))
+    return target
+
+
+def locate(
+    dataset: str,
+    candidates: Sequence[str],
+    official_url: str,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Find (or fetch) one of ``candidates`` (relative paths) for ``dataset``.
+
+    Args:
+        dataset: registry name, also the sub-folder name in mirrors and the cache.
+        candidates: relative paths to look for, best first (an archive or an unpacked folder).
+        official_url: where the first candidate is downloaded from when nothing is local.
+        data_dir: explicit local directory or mirror URL (else ``HARKIT_DATA_DIR``).
+
+    Raises:
+        DatasetNotFoundError: naming every place that was looked at.
+    """
+    location = configured_data_dir(data_dir)
+    if location and not is_url(location):
+        root = Path(location).expanduser()
+        looked = []
+        for base in (root / dataset, root):
+            for rel in candidates:
+                p = base / rel
+                looked.append(str(p))
+                if p.exists():
+                    return p
+        raise DatasetNotFoundError(
+            f"{dataset}: not found in data directory {root}; looked for: " + ", ".join(looked)
+        )
+    cached = cache_dir() / dataset
+    for rel in candidates:
+        if (cached / rel).exists():
+            return cached / rel
+    first = candidates[0]
+    if location:  # a mirror URL with the same layout as a local mirror directory
+        url = location.rstrip("/") + "/" + urllib.parse.quote(f"{dataset}/{first}")
+    else:
+        url = official_url
+    return download(url, cached / first, description=dataset)
+
+
+def fingerprint(path: Path) -> str:
+    """A cheap identity of a file or folder: resolved path, size and mtime of its files."""
+    h = hashlib.sha256(str(path.resolve()).encode())
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+def remove_quietly(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

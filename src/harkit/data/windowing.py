@@ -1,0 +1,48 @@
+"""Sliding windows over a continuous signal, as a pure function."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sliding_windows(signal: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """Cut ``signal`` of shape ``(time, channels)`` into ``(windows, window, channels)``.
+
+    Windows start at 0, hop, 2*hop, ... and only full windows are returned; the time axis
+    inside each window stays in its original order (no reshape of the time axis happens).
+    The result is a read-only view when possible; copy it before writing to it.
+
+    Args:
+        signal: array ``(time, channels)``.
+        window: samples per window (> 0).
+        hop: samples between window starts (> 0).
+
+    Returns:
+        array ``(n_windows, window, channels)``, ``n_windows = 1 + (time - window) // hop``
+        (0 when the signal is shorter than one window).
+
+    Example:
+        >>> x = np.arange(10, dtype=float).reshape(5, 2)   # time 0..4, two channels
+        >>> w = sliding_windows(x, window=3, hop=2)
+        >>> w.shape
+        (2, 3, 2)
+        >>> w[1, :, 0].tolist()   # window 1 = samples 2, 3, 4 of channel 0
+        [4.0, 6.0, 8.0]
+    """
+    if signal.ndim != 2:
+        raise ValueError(f"signal must be (time, channels), got shape {signal.shape}")
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"window and hop must be positive, got window={window}, hop={hop}")
+    n_time, n_ch = signal.shape
+    if n_time < window:
+        return np.empty((0, window, n_ch), dtype=signal.dtype)
+    # (time, C) -> (n_windows, C, window) view; then swap to (n_windows, window, C)
+    view = np.lib.stride_tricks.sliding_window_view(signal, window, axis=0)[::hop]
+    return view.transpose(0, 2, 1)
+
+
+def window_starts(n_time: int, window: int, hop: int) -> np.ndarray:
+    """Start sample of each full window that :func:`sliding_windows` returns."""
+    if n_time < window:
+        return np.empty(0, dtype=np.int64)
+    return np.arange(0, n_time - window + 1, hop, dtype=np.int64)

@@ -1,0 +1,149 @@
+"""Predictor: a trained model plus its preprocessing, rebuilt from a checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harkit.data.transforms import Normalizer, normalizer_from_state
+from harkit.data.windowing import sliding_windows, window_starts
+from harkit.errors import CheckpointError, DataFormatError
+from harkit.models import HarModel, model_from_config
+from harkit.training.checkpoint import load_checkpoint
+
+
+def read_samples_csv(path: str | Path, channels: list[str]) -> np.ndarray:
+    """Read a CSV of raw samples (one row per time step, a header naming the channels).
+
+    Columns are picked by name and put in ``channels`` order; other columns (timestamps,
+    labels) are ignored. Returns float32 ``(time, channels)``.
+
+    Raises:
+        DataFormatError: naming the file, the missing column or the line with a bad value.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    try:
+        df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except FileNotFoundError:
+        raise DataFormatError(p, "file not found") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(p, "not UTF-8 text") from None
+    except pd.errors.EmptyDataError:
+        raise DataFormatError(p, f"file is empty; expected a header with {channels}") from None
+    except pd.errors.ParserError as e:
+        raise DataFormatError(p, f"not a well-formed CSV ({str(e).strip()})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in channels if c not in df.columns]
+    if missing:
+        raise DataFormatError(p, f"missing column(s) {missing}; the model expects channels "
+                                 f"{channels}, the header has {list(df.columns)}", line=1)
+    out = np.empty((len(df), len(channels)), dtype=np.float32)
+    for j, c in enumerate(channels):
+        col = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(col))
+        if len(bad):
+            i = int(bad[0])
+            raise DataFormatError(p, f"column {c!r} has {df[c].iloc[i]!r}, expected a finite "
+                                     "number", line=i + 2)  # +1 header, +1 for 1-based
+        out[:, j] = col
+    return out
+
+
+@dataclass
+class WindowPrediction:
+    """One predicted window: its sample range, the class and its probability."""
+
+    start: int
+    end: int
+    label: str
+    confidence: float
+    probabilities: list[float]
+
+
+class Predictor:
+    """Applies a checkpoint's model with its stored normaliser, channel order and classes.
+
+    Example:
+        >>> p = Predictor.from_run("runs/my-run")        # doctest: +SKIP
+        >>> probs = p.predict_proba(raw_windows)          # (N, T, C) raw -> (N, K)
+    """
+
+    def __init__(self, model: HarModel, normalizer: Normalizer, preprocessing: dict[str, Any],
+                 batch_size: int = 1024) -> None:
+        self.model = model.eval()
+        self.normalizer = normalizer
+        self.preprocessing = preprocessing
+        self.channels: list[str] = list(preprocessing["channels"])
+        self.classes: list[str] = list(preprocessing["classes"])
+        self.window_len = int(preprocessing["window_len"])
+        self.hop = int(preprocessing["hop"])
+        self.sampling_rate = float(preprocessing["sampling_rate"])
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> Predictor:
+        ckpt = load_checkpoint(path)
+        try:
+            model = model_from_config(ckpt["model_config"])
+            model.load_state_dict(ckpt["trainer"]["model"])
+            pre = ckpt["preprocessing"]
+        except KeyError as e:
+            raise CheckpointError(f"{path}: checkpoint lacks {e}") from None
+        return cls(model, normalizer_from_state(pre["normalizer"]), pre)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, which: str = "best") -> Predictor:
+        """Load ``<run_dir>/checkpoints/<which>.pt`` (``best`` or ``last``)."""
+        return cls.from_checkpoint(Path(run_dir) / "checkpoints" / f"{which}.pt")
+
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 3 or X.shape[1:] != (self.window_len, len(self.channels)):
+            raise ValueError(
+                f"expected raw windows (N, {self.window_len}, {len(self.channels)}) with channels "
+                f"{self.channels}, got shape {X.shape}"
+            )
+        if not np.isfinite(X).all():
+            raise ValueError("windows contain NaN or Inf values")
+        return X
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(N, n_classes)`` for raw windows ``(N, time, channels)``."""
+        Xn = torch.from_numpy(np.ascontiguousarray(self.normalizer.transform(self._check(X))))
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(Xn), self.batch_size):
+                out.append(torch.softmax(self.model(Xn[i : i + self.batch_size]), dim=1))
+        if not out:
+            return np.empty((0, len(self.classes)), dtype=np.float32)
+        return torch.cat(out).numpy()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class indices ``(N,)`` for raw windows ``(N, time, channels)``."""
+        return self.predict_proba(X).argmax(1)
+
+    def predict_signal(self, signal: np.ndarray, hop: int | None = None) -> list[WindowPrediction]:
+        """Window a raw ``(time, channels)`` signal as in training and predict each window."""
+        hop = hop or self.hop
+        windows = sliding_windows(signal, self.window_len, hop)
+        probs = self.predict_proba(windows)
+        starts = window_starts(len(signal), self.window_len, hop)
+        return [
+            WindowPrediction(int(s), int(s) + self.window_len, self.classes[int(p.argmax())],
+                             float(p.max()), [float(v) for v in p])
+            for s, p in zip(starts, probs, strict=True)
+        ]
+
+    def predict_csv(self, path: str | Path, hop: int | None = None) -> list[WindowPrediction]:
+        """Read a CSV of raw samples (see :func:`read_samples_csv`) and predict every window."""
+        signal = read_samples_csv(path, self.channels)
+        if len(signal) < self.window_len:
+            raise DataFormatError(path, f"has {len(signal)} samples, fewer than one window of "
+                                        f"{self.window_len}")
+        return self.predict_signal(signal, hop)

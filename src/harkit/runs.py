@@ -1,0 +1,142 @@
+"""Run directories: one folder per run, created atomically, every file written atomically.
+
+Layout of ``<run_root>/<name>/``::
+
+    config.yaml          the resolved ExperimentConfig (validation subjects filled in)
+    command.txt          the command line that started the run
+    run.json             status, timings, versions, best epoch
+    history.csv          one row per epoch (train/validation loss, accuracy, macro F1, lr)
+    checkpoints/best.pt  best validation macro F1 (model, optimizer, RNG, preprocessing)
+    checkpoints/last.pt  last completed epoch (what --resume continues from)
+    metrics.json         test-split report of the best checkpoint
+    metrics_val.json     validation report of the best checkpoint
+    plots/learning_curves.png, plots/confusion_matrix.png
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harkit.config import ExperimentConfig, load_config, save_config
+from harkit.errors import CheckpointError
+from harkit.io import atomic_write_text
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import torch
+
+    import harkit
+
+    return {"harkit": harkit.__version__, "torch": torch.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+class RunDir:
+    """A run's folder and the files in it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # paths
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    @classmethod
+    def create(cls, cfg: ExperimentConfig, command: list[str] | None = None) -> RunDir:
+        """Make a new run folder atomically (build it under a temporary name, then rename)."""
+        root = Path(cfg.run_root)
+        root.mkdir(parents=True, exist_ok=True)
+        base = cfg.name or time.strftime("%Y%m%d-%H%M%S") + f"-{cfg.data.dataset}-{cfg.model.name}"
+        tmp = root / f".{base}.partial-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "checkpoints").mkdir(parents=True)
+        (tmp / "plots").mkdir()
+        save_config(cfg, tmp / "config.yaml")
+        atomic_write_text(tmp / "command.txt", " ".join(command or sys.argv) + "\n")
+        atomic_write_text(tmp / "run.json", json.dumps(
+            {"status": "created", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+             "versions": _versions()}, indent=2))
+        for i in range(1000):
+            target = root / (base if i == 0 else f"{base}-{i}")
+            try:
+                os.rename(tmp, target)  # atomic; fails if target exists and is not empty
+            except OSError:
+                if target.exists():
+                    continue
+                raise
+            return cls(target)
+        raise RuntimeError(f"cannot find a free run name under {root}")  # pragma: no cover
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        run = cls(path)
+        if not run.config_path.exists():
+            raise CheckpointError(f"{run.path}: not a harkit run directory (no config.yaml)")
+        return run
+
+    def config(self) -> ExperimentConfig:
+        return load_config(self.config_path)
+
+    def info(self) -> dict[str, Any]:
+        p = self.path / "run.json"
+        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+    def update_info(self, **fields: Any) -> None:
+        info = self.info()
+        info.update(fields)
+        atomic_write_text(self.path / "run.json", json.dumps(info, indent=2))
+
+    def write_history(self, history: list[dict[str, Any]]) -> None:
+        if not history:
+            return
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+        atomic_write_text(self.path / "history.csv", buf.getvalue())
+
+    def read_history(self) -> list[dict[str, Any]]:
+        p = self.path / "history.csv"
+        if not p.exists():
+            return []
+        rows = list(csv.DictReader(p.read_text(encoding="utf-8").splitlines()))
+        conv: list[dict[str, Any]] = []
+        for r in rows:
+            d: dict[str, Any] = {}
+            for k, v in r.items():
+                if v in ("True", "False"):
+                    d[k] = v == "True"
+                else:
+                    try:
+                        d[k] = int(v)
+                    except ValueError:
+                        d[k] = float(v)
+            conv.append(d)
+        return conv

@@ -1,0 +1,277 @@
+"""The model-agnostic Trainer: it knows tensors, a model and a TrainConfig, nothing else."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harkit.config import TrainConfig
+from harkit.errors import ConfigError
+from harkit.evaluation.metrics import basic_scores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EpochResult:
+    """Metrics of one epoch: training (on augmented batches) and validation."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    val_f1: float
+    lr: float
+    seconds: float
+    is_best: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def predict_logits(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of ``model`` on windows ``X`` ``(N, T, C)`` in eval mode, batched."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            outs = [model(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+    finally:
+        model.train(was_training)
+    if not outs:
+        return torch.empty(0, getattr(model, "n_classes", 0))
+    return torch.cat(outs)
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"train.optimizer={cfg.optimizer!r}: expected adam, adamw or rmsprop")
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig,
+                    steps_per_epoch: int) -> Any:
+    if cfg.scheduler == "none":
+        return None
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    if cfg.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.gamma,
+                                                          patience=max(cfg.step_size // 2, 1))
+    if cfg.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.max_lr or 3 * cfg.lr, epochs=cfg.epochs,
+            steps_per_epoch=steps_per_epoch,
+        )
+    raise ConfigError(
+        f"train.scheduler={cfg.scheduler!r}: expected none, step, cosine, plateau or onecycle"
+    )
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    checks = [
+        (cfg.epochs >= 1, "train.epochs must be >= 1"),
+        (cfg.batch_size >= 1, "train.batch_size must be >= 1"),
+        (cfg.lr > 0, "train.lr must be > 0"),
+        (0 <= cfg.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
+        (cfg.grad_clip is None or cfg.grad_clip > 0, "train.grad_clip must be > 0 or null"),
+        (cfg.early_stopping is None or cfg.early_stopping >= 1,
+         "train.early_stopping must be >= 1 or null"),
+        (cfg.device == "cpu" or cfg.device.startswith("cuda"),
+         "train.device must be 'cpu' or 'cuda[:N]'"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)
+
+
+class Trainer:
+    """Trains any ``(B, T, C) -> (B, K)`` logits model on prepared tensors.
+
+    Batches are drawn by indexing tensors that were prepared once (no per-sample Python).
+    Selection and early stopping use validation macro F1 only; the test split never
+    reaches the Trainer. ``state_dict()`` holds everything needed to continue exactly:
+    model, optimizer, scheduler, epoch, RNG states, history and early-stopping counters.
+
+    Args:
+        model: the network (any registered model).
+        cfg: optimisation settings.
+        train: ``(X, y)`` normalised training windows ``(N, T, C)`` and class indices.
+        val: ``(X, y)`` validation windows from held-out training subjects.
+        augment: optional callable ``(x, generator) -> x`` applied to training batches.
+        callbacks: called as ``cb(trainer, result)`` after every epoch (checkpointing, logging).
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig,
+                 train: tuple[torch.Tensor, torch.Tensor],
+                 val: tuple[torch.Tensor, torch.Tensor],
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+                 callbacks: list[Callable[[Trainer, EpochResult], None]] | None = None) -> None:
+        _check_config(cfg)
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        self.model = model.to(self.device)
+        self.X, self.y = train
+        self.Xv, self.yv = val
+        if len(self.X) == 0:
+            raise ConfigError("the training split is empty")
+        if len(self.Xv) == 0:
+            raise ConfigError("the validation split is empty: check data.val_subjects")
+        self.augment = augment
+        self.callbacks = list(callbacks or [])
+        self.n_classes = int(getattr(model, "n_classes", int(self.y.max()) + 1))
+        self.steps_per_epoch = math.ceil(len(self.X) / cfg.batch_size)
+        self.optimizer = _make_optimizer(self.model, cfg)
+        self.scheduler = _make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        weight = None
+        if cfg.class_weights:
+            counts = torch.bincount(self.y, minlength=self.n_classes).float()
+            weight = counts.sum() / (self.n_classes * counts.clamp(min=1))
+        self.loss_weight = None if weight is None else weight.to(self.device)
+        self.epoch = 0  # epochs completed
+        self.history: list[dict[str, Any]] = []
+        self.best_f1 = -math.inf
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.stopped_early = False
+
+    # -- state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "history": self.history,
+            "best_f1": self.best_f1,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early,
+            "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        self.best_f1 = float(state["best_f1"])
+        self.best_epoch = int(state["best_epoch"])
+        self.bad_epochs = int(state["bad_epochs"])
+        self.stopped_early = bool(state.get("stopped_early", False))
+        self.generator.set_state(state["rng"]["generator"])
+        torch.set_rng_state(state["rng"]["torch"])
+
+    # -- loop ------------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.cfg.epochs or self.stopped_early
+
+    def fit(self, stop_after: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
+        """Train until ``cfg.epochs`` (or early stopping); ``stop_after`` epochs at most now.
+
+        Returns the full history (one dict per completed epoch).
+        """
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        done_now = 0
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), "{task.fields[info]}",
+                      disable=not progress, transient=False) as bar:
+            task = bar.add_task("training", total=self.cfg.epochs * self.steps_per_epoch,
+                                completed=self.epoch * self.steps_per_epoch, info="")
+            while not self.done and (stop_after is None or done_now < stop_after):
+                result = self._train_epoch(lambda: bar.advance(task))
+                done_now += 1
+                bar.update(task, description=f"epoch {result.epoch}/{self.cfg.epochs}",
+                           info=f"loss {result.train_loss:.3f} val F1 {result.val_f1:.4f}")
+                log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f "
+                         "macro F1 %.4f%s", result.epoch, result.train_loss, result.train_acc,
+                         result.val_loss, result.val_acc, result.val_f1,
+                         " (best)" if result.is_best else "")
+                for cb in self.callbacks:
+                    cb(self, result)
+        return self.history
+
+    def _train_epoch(self, on_step: Callable[[], None]) -> EpochResult:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        self.model.train()
+        perm = torch.randperm(len(self.X), generator=self.generator)
+        total_loss, correct, seen = 0.0, 0, 0
+        for start in range(0, len(perm), cfg.batch_size):
+            idx = perm[start : start + cfg.batch_size]
+            xb, yb = self.X[idx], self.y[idx]
+            if self.augment is not None:
+                xb = self.augment(xb, self.generator)
+            xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+            logits = self.model(xb)
+            loss = F.cross_entropy(logits, yb, weight=self.loss_weight,
+                                   label_smoothing=cfg.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            if cfg.scheduler == "onecycle" and self.scheduler is not None:
+                # OneCycle is a per-step schedule; guard the final step of a resumed run.
+                if self.scheduler.last_epoch < self.scheduler.total_steps - 1:
+                    self.scheduler.step()
+            total_loss += float(loss.detach()) * len(yb)
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += len(yb)
+            on_step()
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        val_loss, val_acc, val_f1 = self.evaluate(self.Xv, self.yv)
+        if self.scheduler is not None and cfg.scheduler in ("step", "cosine"):
+            self.scheduler.step()
+        elif self.scheduler is not None and cfg.scheduler == "plateau":
+            self.scheduler.step(val_f1)
+        self.epoch += 1
+        is_best = val_f1 > self.best_f1
+        if is_best:
+            self.best_f1, self.best_epoch, self.bad_epochs = val_f1, self.epoch, 0
+        else:
+            self.bad_epochs += 1
+            if cfg.early_stopping is not None and self.bad_epochs >= cfg.early_stopping:
+                self.stopped_early = True
+        result = EpochResult(self.epoch, total_loss / seen, correct / seen, val_loss, val_acc,
+                             val_f1, lr, time.perf_counter() - t0, is_best)
+        self.history.append(result.as_dict())
+        return result
+
+    def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
+        """(loss, accuracy, macro F1) of the current model on ``X``, ``y``."""
+        logits = predict_logits(self.model, X.to(self.device))
+        loss = float(F.cross_entropy(logits, y.to(self.device)))
+        pred = logits.argmax(1).cpu().numpy()
+        acc, f1 = basic_scores(y.numpy(), pred, self.n_classes)
+        return loss, acc, f1
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed torch and numpy; on CPU with ``deterministic`` the run is bit-reproducible."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
