@@ -178,8 +178,9 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
     preprocessing = data.preprocessing()
 
     def checkpoint(trainer: Trainer, result: EpochResult) -> None:
-        payload = {"trainer": trainer.state_dict(), "model_config": model.get_config(),
-                   "preprocessing": preprocessing, "config": cfg.to_dict()}
+        payload = {"trainer": trainer.state_dict(), "weights": trainer.inference_weights(),
+                   "model_config": model.get_config(), "preprocessing": preprocessing,
+                   "config": cfg.to_dict(), "epoch": trainer.epoch}
         if result.is_best:
             save_checkpoint(run.best, payload)
         save_checkpoint(run.last, payload)
@@ -208,11 +209,15 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", data: PreparedData | None = None,
-                 which: str = "best", plots: bool = True) -> EvalReport:
-    """Evaluate a run's checkpoint on ``split`` (``test`` or ``val``), save report and plots."""
+                 which: str | None = None, plots: bool = True) -> EvalReport:
+    """Evaluate a run's checkpoint on ``split`` (``test`` or ``val``), save report and plots.
+
+    ``which`` is ``best`` or ``last``; by default the run's ``train.select``.
+    """
     run = RunDir.open(run_dir)
-    ckpt = load_checkpoint(run.best if which == "best" else run.last)
     cfg = run.config()
+    which = which or cfg.train.select
+    ckpt = load_checkpoint(run.best if which == "best" else run.last)
     if data is None:
         data = prepare_data(cfg, ckpt["preprocessing"]["normalizer"])
     ws = data.test if split == "test" else data.val if split == "val" else None
@@ -222,7 +227,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data: PreparedData | 
     from harkit.models import model_from_config
 
     model = model_from_config(ckpt["model_config"])
-    model.load_state_dict(ckpt["trainer"]["model"])
+    model.load_state_dict(ckpt["weights"])
     X, y = _tensors(ws)
     pred = predict_logits(model, X).argmax(1).numpy()
     report = evaluate_predictions(y.numpy(), pred, data.dataset.classes, split=split)

@@ -86,7 +86,8 @@ def train(
 def evaluate(
     run: Annotated[Path, typer.Argument(help="run directory")],
     split: Annotated[str, typer.Option(help="test or val")] = "test",
-    checkpoint: Annotated[str, typer.Option(help="best or last")] = "best",
+    checkpoint: Annotated[str | None, typer.Option(
+        help="best or last (default: the run's train.select)")] = None,
 ) -> None:
     """Evaluate a run's checkpoint on a split; print and save the report and plots."""
     _setup_logging(False)
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="harkit", standalone_mode=False)
     except HarkitError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -72,6 +72,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     grad_clip: float | None = None  # max gradient L2 norm
     early_stopping: int | None = None  # patience in epochs on validation macro F1
+    ema_decay: float | None = None  # keep an exponential moving average of the weights (per
+    # step); validation, checkpoints and prediction then use the averaged weights
+    select: str = "best"  # which epoch's weights are evaluated: best (validation F1) | last
     seed: int = 0
     deterministic: bool = True
     num_threads: int | None = None  # torch intra-op threads; None = one per physical core
@@ -143,6 +146,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):
@@ -181,7 +189,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return from_dict(ExperimentConfig, data)  # type: ignore[no-any-return]
+        return from_dict(ExperimentConfig, data)  # type: ignore[no-any-return,unused-ignore]
     except ConfigError as e:
         raise ConfigError(f"{p}: {e}") from None
 
@@ -228,7 +236,7 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
         if parts[-1] not in node and not in_params:
             raise ConfigError(f"override {key!r}: unknown key {key!r}")
         node[parts[-1]] = parse_value(raw)
-    return from_dict(ExperimentConfig, data)  # type: ignore[no-any-return]
+    return from_dict(ExperimentConfig, data)  # type: ignore[no-any-return,unused-ignore]
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

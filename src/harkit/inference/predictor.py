@@ -71,7 +71,7 @@ class Predictor:
 
     Example:
         >>> p = Predictor.from_run("runs/my-run")        # doctest: +SKIP
-        >>> probs = p.predict_proba(raw_windows)          # (N, T, C) raw -> (N, K)
+        >>> probs = p.predict_proba(raw_windows)          # doctest: +SKIP
     """
 
     def __init__(self, model: HarModel, normalizer: Normalizer, preprocessing: dict[str, Any],
@@ -91,15 +91,20 @@ class Predictor:
         ckpt = load_checkpoint(path)
         try:
             model = model_from_config(ckpt["model_config"])
-            model.load_state_dict(ckpt["trainer"]["model"])
+            model.load_state_dict(ckpt["weights"])
             pre = ckpt["preprocessing"]
         except KeyError as e:
             raise CheckpointError(f"{path}: checkpoint lacks {e}") from None
         return cls(model, normalizer_from_state(pre["normalizer"]), pre)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, which: str = "best") -> Predictor:
-        """Load ``<run_dir>/checkpoints/<which>.pt`` (``best`` or ``last``)."""
+    def from_run(cls, run_dir: str | Path, which: str | None = None) -> Predictor:
+        """Load ``<run_dir>/checkpoints/<which>.pt``: ``best``, ``last``, or by default the
+        checkpoint the run's ``train.select`` names (the one its test metrics describe)."""
+        if which is None:
+            from harkit.runs import RunDir
+
+            which = RunDir.open(run_dir).config().train.select
         return cls.from_checkpoint(Path(run_dir) / "checkpoints" / f"{which}.pt")
 
     def _check(self, X: np.ndarray) -> np.ndarray:

@@ -96,6 +96,8 @@ def _check_config(cfg: TrainConfig) -> None:
          "train.early_stopping must be >= 1 or null"),
         (cfg.device == "cpu" or cfg.device.startswith("cuda"),
          "train.device must be 'cpu' or 'cuda[:N]'"),
+        (cfg.ema_decay is None or 0 < cfg.ema_decay < 1, "train.ema_decay must be in (0, 1)"),
+        (cfg.select in ("best", "last"), "train.select must be 'best' or 'last'"),
     ]
     for ok, msg in checks:
         if not ok:
@@ -141,6 +143,11 @@ class Trainer:
         self.optimizer = _make_optimizer(self.model, cfg)
         self.scheduler = _make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.ema: torch.optim.swa_utils.AveragedModel | None = None
+        if cfg.ema_decay is not None:
+            self.ema = torch.optim.swa_utils.AveragedModel(
+                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
+                    cfg.ema_decay), use_buffers=True)
         weight = None
         if cfg.class_weights:
             counts = torch.bincount(self.y, minlength=self.n_classes).float()
@@ -154,9 +161,18 @@ class Trainer:
         self.stopped_early = False
 
     # -- state ---------------------------------------------------------------------------
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated, checkpointed for inference and predicted with."""
+        return self.model if self.ema is None else self.ema.module
+
+    def inference_weights(self) -> dict[str, torch.Tensor]:
+        return self.eval_model.state_dict()
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": self.epoch,
@@ -170,6 +186,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -233,6 +251,8 @@ class Trainer:
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             if cfg.scheduler == "onecycle" and self.scheduler is not None:
                 # OneCycle is a per-step schedule; guard the final step of a resumed run.
                 if self.scheduler.last_epoch < self.scheduler.total_steps - 1:
@@ -262,7 +282,7 @@ class Trainer:
 
     def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
         """(loss, accuracy, macro F1) of the current model on ``X``, ``y``."""
-        logits = predict_logits(self.model, X.to(self.device))
+        logits = predict_logits(self.eval_model, X.to(self.device))
         loss = float(F.cross_entropy(logits, y.to(self.device)))
         pred = logits.argmax(1).cpu().numpy()
         acc, f1 = basic_scores(y.numpy(), pred, self.n_classes)

@@ -147,7 +147,8 @@ def _to_npz(ds: WindowedDataset, f: io.BufferedWriter) -> None:
     arrays = {}
     for split, ws in ds.splits.items():
         arrays[f"{split}_X"], arrays[f"{split}_y"], arrays[f"{split}_s"] = ws.X, ws.y, ws.subjects
-    np.savez(f, classes=np.array(ds.classes), **arrays)
+    arrays["classes"] = np.array(ds.classes)
+    np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
 @DATASETS.register(

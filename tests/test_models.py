@@ -1,0 +1,100 @@
+"""The contract every registered model meets (parametrized over the whole registry)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from harkit.errors import ConfigError
+from harkit.models import MODELS, create_model, list_models, model_from_config
+
+ALL = list_models()
+
+
+def test_registry_lists_the_required_models() -> None:
+    assert {"lstm", "gru", "bilstm", "lstm-relu", "deepconvlstm", "harcnn"} <= set(ALL)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_model_has_a_tiny_variant(name: str) -> None:
+    assert "tiny" in MODELS.get(name).tags.get("variants", {}), f"{name} lacks a tiny variant"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_model_contract(name: str) -> None:
+    torch.manual_seed(0)
+    m = create_model(name, n_channels=5, n_classes=4, window_len=40, variant="tiny")
+    assert (m.n_channels, m.n_classes, m.window_len) == (5, 4, 40)
+    x = torch.randn(3, 40, 5)  # (batch, time, channels)
+    out = m(x)
+    assert out.shape == (3, 4) and torch.isfinite(out).all()
+    # logits, not probabilities: rows do not sum to 1
+    assert not torch.allclose(out.softmax(1).sum(1), out.sum(1))
+    out.sum().backward()
+    for pname, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), f"no gradient for {pname}"
+    # save -> load through the config gives the same outputs
+    m.eval()
+    buf = io.BytesIO()
+    torch.save(m.state_dict(), buf)
+    buf.seek(0)
+    m2 = model_from_config(m.get_config())
+    m2.load_state_dict(torch.load(buf, weights_only=True))
+    m2.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), m2(x))
+        # batch independence in eval mode: one window alone gives the same logits
+        torch.testing.assert_close(m(x[1:2]), m(x)[1:2], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_model_rejects_unknown_parameter(name: str) -> None:
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        create_model(name, 9, 6, 128, not_a_param=1)
+
+
+def test_deepconvlstm_architecture_matches_the_paper() -> None:
+    m = create_model("deepconvlstm", n_channels=113, n_classes=18, window_len=24)
+    convs = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64] * 4
+    assert all(c.kernel_size == (5, 1) for c in convs)
+    assert m.rnn.hidden_size == 128 and m.rnn.num_layers == 2
+    assert not any(isinstance(mod, torch.nn.Softmax) for mod in m.modules())
+    with pytest.raises(ConfigError, match="too short"):
+        create_model("deepconvlstm", 9, 6, window_len=16)
+
+
+def test_deepconvlstm_reshape_keeps_time_axis() -> None:
+    """Perturbing input time step t changes the LSTM input only at steps t-16..t."""
+    torch.manual_seed(0)
+    m = create_model("deepconvlstm", 3, 2, 64, variant="tiny").eval()
+    captured: list[torch.Tensor] = []
+    m.rnn.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach()))
+    x = torch.randn(1, 64, 3)
+    x2 = x.clone()
+    x2[0, 40, 1] += 5.0
+    with torch.no_grad():
+        m(x)
+        m(x2)
+    diff = (captured[0] - captured[1]).abs().sum(-1)[0]  # (T',)
+    changed = torch.nonzero(diff > 1e-6).flatten().tolist()
+    assert changed and min(changed) >= 40 - 16 and max(changed) <= 40
+
+
+def test_recurrent_many_to_one_reads_the_end_of_the_window() -> None:
+    torch.manual_seed(0)
+    for name in ("lstm", "gru", "lstm-relu"):
+        m = create_model(name, 3, 2, 50, variant="tiny").eval()
+        x = torch.randn(1, 50, 3)
+        x2 = x.clone()
+        x2[0, -1] += 3.0
+        with torch.no_grad():
+            assert not torch.allclose(m(x), m(x2)), name
+
+
+def test_lstm_forget_gate_bias_initialised_to_one() -> None:
+    m = create_model("lstm", 9, 6, 128, hidden=16, layers=1)
+    b = m.rnn.bias_ih_l0.detach()
+    assert torch.all(b[16:32] == 1.0) and torch.all(b[:16] == 0.0)

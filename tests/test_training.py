@@ -1,0 +1,136 @@
+"""Trainer: exact resume, early stopping, optimisers and schedules, atomic checksummed checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import harkit
+from harkit.errors import CheckpointError, ConfigError
+from harkit.runs import RunDir
+from harkit.training.checkpoint import load_checkpoint, save_checkpoint
+
+
+def _assert_same(a: object, b: object, where: str) -> None:
+    """Recursive exact equality of nested dicts / lists / tensors."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor), where
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=where)
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize(("scheduler", "ema"), [("onecycle", "0.99"), ("plateau", "null")])
+def test_resume_equals_uninterrupted(tiny_cfg: list[str], scheduler: str, ema: str) -> None:
+    """Training 4 epochs equals training 2, stopping, and resuming for 2 more (bit for bit)."""
+    cfg = [*tiny_cfg, "train.epochs=4", f"train.scheduler={scheduler}", f"train.ema_decay={ema}"]
+    full = harkit.train(overrides=[*cfg, "name=full"], progress=False)
+    part = harkit.train(overrides=[*cfg, "name=part"], progress=False, stop_after=2)
+    assert not part.finished and part.test is None and len(part.history) == 2
+    assert RunDir(part.run_dir).info()["status"] == "stopped"
+    resumed = harkit.train(resume=part.run_dir, progress=False)
+    assert resumed.finished and resumed.run_dir == part.run_dir
+    for part_name in ("model", "ema", "optimizer"):
+        a = load_checkpoint(full.run_dir / "checkpoints" / "last.pt")["trainer"][part_name]
+        b = load_checkpoint(resumed.run_dir / "checkpoints" / "last.pt")["trainer"][part_name]
+        if a is None:
+            assert b is None and ema == "null"
+            continue
+        _assert_same(a, b, part_name)
+    _assert_same(load_checkpoint(full.run_dir / "checkpoints" / "last.pt")["weights"],
+                 load_checkpoint(resumed.run_dir / "checkpoints" / "last.pt")["weights"], "weights")
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in full.history]
+    assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history]
+    assert full.test is not None and resumed.test is not None
+    assert full.test.confusion == resumed.test.confusion
+
+
+def test_run_directory_contents(tiny_cfg: list[str]) -> None:
+    r = harkit.train(overrides=[*tiny_cfg, "name=contents"], progress=False)
+    d = r.run_dir
+    for rel in ("config.yaml", "command.txt", "run.json", "history.csv", "metrics.json",
+                "metrics_val.json", "checkpoints/best.pt", "checkpoints/last.pt",
+                "plots/learning_curves.png", "plots/confusion_matrix.png"):
+        assert (d / rel).is_file(), rel
+    assert (d / "plots" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(d.parent.glob(".*partial*")) and not list(d.rglob("*.tmp"))
+    cfg = RunDir(d).config()
+    assert cfg.data.val_subjects is not None and len(cfg.data.val_subjects) == 2
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert metrics["split"] == "test" and len(metrics["confusion"]) == 6
+    assert metrics["n_windows"] == 48
+    best = load_checkpoint(d / "checkpoints" / "best.pt")
+    pre = best["preprocessing"]
+    assert pre["channels"][0] == "body_acc_x" and pre["classes"][0] == "WALKING"
+    assert pre["normalizer"]["kind"] == "standard" and pre["window_len"] == 128
+    assert best["trainer"]["epoch"] == r.best_epoch
+    assert {"optimizer", "scheduler", "rng", "history"} <= set(best["trainer"])
+    assert RunDir(d).info()["status"] == "finished"
+
+
+def test_learns_the_fixture(tiny_cfg: list[str]) -> None:
+    r = harkit.train(overrides=[*tiny_cfg, "train.epochs=15", "model.width=8",
+                                "model.hidden=16"], progress=False)
+    assert r.test is not None and r.test.accuracy > 0.9
+
+
+def test_early_stopping(tiny_cfg: list[str]) -> None:
+    r = harkit.train(overrides=[*tiny_cfg, "train.epochs=30", "train.early_stopping=2",
+                                "train.scheduler=none", "train.lr=1e-9"], progress=False)
+    assert r.finished and len(r.history) < 30
+    assert RunDir(r.run_dir).info()["stopped_early"] is True
+
+
+@pytest.mark.parametrize(("optimizer", "scheduler"), [
+    ("adam", "step"), ("adamw", "cosine"), ("rmsprop", "plateau"), ("adamw", "none"),
+])
+def test_optimisers_and_schedules(tiny_cfg: list[str], optimizer: str, scheduler: str) -> None:
+    r = harkit.train(overrides=[*tiny_cfg, f"train.optimizer={optimizer}",
+                                f"train.scheduler={scheduler}", "train.epochs=2",
+                                "train.class_weights=true", "train.grad_clip=1.0",
+                                "train.step_size=1"], progress=False)
+    assert len(r.history) == 2 and all(h["train_loss"] > 0 for h in r.history)
+    if scheduler == "step":
+        assert r.history[1]["lr"] < r.history[0]["lr"]
+
+
+def test_bad_training_config(tiny_cfg: list[str]) -> None:
+    with pytest.raises(ConfigError, match=r"train\.optimizer='sgdx'"):
+        harkit.train(overrides=[*tiny_cfg, "train.optimizer=sgdx"], progress=False)
+    with pytest.raises(ConfigError, match="model 'harcnn': unknown parameter"):
+        harkit.train(overrides=[*tiny_cfg, "model.depth=3"], progress=False)
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "c.pt"
+    save_checkpoint(p, {"x": torch.arange(1000)})
+    assert torch.equal(load_checkpoint(p)["x"], torch.arange(1000))
+    data = p.read_bytes()
+    p.write_bytes(data[:-100])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(p)
+    p.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(p)
+    p.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a harkit checkpoint"):
+        load_checkpoint(p)
+
+
+def test_resume_falls_back_to_best_when_last_is_corrupt(tiny_cfg: list[str]) -> None:
+    part = harkit.train(overrides=[*tiny_cfg, "train.epochs=3"], progress=False, stop_after=2)
+    last = part.run_dir / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:200])
+    r = harkit.train(resume=part.run_dir, progress=False)
+    assert r.finished and len(r.history) == 3
