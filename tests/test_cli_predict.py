@@ -127,10 +127,10 @@ def test_real_data_cli_tiny_run(real_data_dir: Path, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     """One short epoch of a small model on the real UCI HAR archive, through the CLI."""
     args = ["train", "--data-dir", str(real_data_dir), "--run-root", str(tmp_path), "--name",
-            "real", "--epochs", "1", "--no-progress", "--set", "model.width=8",
-            "--set", "model.hidden=16", "--set", "train.batch_size=256"]
+            "real", "--epochs", "1", "--no-progress", "--set", "model.width=16",
+            "--set", "model.hidden=32", "--set", "train.batch_size=64"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "2947 windows" in out
     metrics = json.loads((tmp_path / "real" / "metrics.json").read_text())
-    assert metrics["accuracy"] > 0.5  # far above chance (1/6) after one epoch
+    assert metrics["accuracy"] > 0.7  # far above chance (1/6) after one epoch

@@ -172,9 +172,10 @@ def datasets() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 user error)."""
+    """Entry point; returns the exit status (0 ok, 2 user error or usage error)."""
     try:
-        app(args=argv, prog_name="harkit", standalone_mode=False)
+        # standalone mode: Typer reports usage errors itself and exits with their status.
+        app(args=argv, prog_name="harkit")
     except HarkitError as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 2
@@ -182,16 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         err.print("interrupted")
         return 130
     except SystemExit as e:
-        return int(e.code or 0) if isinstance(e.code, int) else 1
-    except Exception as e:
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            return 1
-        raise
+        if e.code is None or isinstance(e.code, int):
+            return int(e.code or 0)
+        err.print(str(e.code))
+        return 1
     return 0
 
 

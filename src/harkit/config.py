@@ -72,7 +72,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     grad_clip: float | None = None  # max gradient L2 norm
     early_stopping: int | None = None  # patience in epochs on validation macro F1
-    ema_decay: float | None = None  # keep an exponential moving average of the weights (per
+    ema_decay: float | None = 0.995  # keep an exponential moving average of the weights (per
     # step); validation, checkpoints and prediction then use the averaged weights
     select: str = "best"  # which epoch's weights are evaluated: best (validation F1) | last
     seed: int = 0

@@ -53,6 +53,24 @@ def predict_logits(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) ->
     return torch.cat(outs)
 
 
+def _ema_with_warmup(decay: float) -> Callable[..., None]:
+    """EMA update whose decay ramps up as ``min(decay, (1 + n) / (10 + n))`` after n updates,
+    so short runs are not dominated by the random initial weights."""
+
+    def update(ema: list[torch.Tensor], current: list[torch.Tensor],
+               num_averaged: torch.Tensor) -> None:
+        n = int(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        floats = [(e, c) for e, c in zip(ema, current, strict=True) if e.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([e for e, _ in floats], [c for _, c in floats], 1 - d)
+        for e, c in zip(ema, current, strict=True):
+            if not e.is_floating_point():  # counters such as BatchNorm's num_batches_tracked
+                e.copy_(c)
+
+    return update
+
+
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = model.parameters()
     if cfg.optimizer == "adam":
@@ -146,8 +164,7 @@ class Trainer:
         self.ema: torch.optim.swa_utils.AveragedModel | None = None
         if cfg.ema_decay is not None:
             self.ema = torch.optim.swa_utils.AveragedModel(
-                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
-                    cfg.ema_decay), use_buffers=True)
+                self.model, multi_avg_fn=_ema_with_warmup(cfg.ema_decay), use_buffers=True)
         weight = None
         if cfg.class_weights:
             counts = torch.bincount(self.y, minlength=self.n_classes).float()
