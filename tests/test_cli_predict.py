@@ -10,6 +10,7 @@ import pytest
 
 from harkit.api import prepare_data
 from harkit.cli import main
+from harkit.data.transforms import Standardizer
 from harkit.errors import DataFormatError
 from harkit.inference import Predictor
 from harkit.runs import RunDir
@@ -65,9 +66,16 @@ def test_predictor_matches_evaluation(tiny_cfg: list[str]) -> None:
     p = pred.predict(raw.X)
     assert r.test is not None
     assert float(np.mean(p == raw.y)) == pytest.approx(r.test.accuracy)
-    # the normaliser applied by the predictor is the one fitted in training
-    data = prepare_data(cfg)
-    np.testing.assert_allclose(pred.normalizer.transform(raw.X), data.test.X, rtol=1e-6)  # type: ignore[union-attr]
+    # the normaliser applied by the predictor is the final model's: fitted on all training
+    # subjects (the refit), not on the test windows
+    train_all = load_dataset("uci-har", data_dir=cfg.data.data_dir).splits["train"]
+    expected = Standardizer().fit(train_all.X)
+    np.testing.assert_allclose(pred.normalizer.transform(raw.X), expected.transform(raw.X),
+                               rtol=1e-5, atol=1e-6)
+    # the selection-phase checkpoint keeps the normaliser of its own training subjects
+    best = Predictor.from_run(r.run_dir, which="best")
+    np.testing.assert_allclose(best.normalizer.transform(raw.X), prepare_data(cfg).test.X,  # type: ignore[union-attr]
+                               rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="expected raw windows"):
         pred.predict_proba(raw.X[:, :, :5])
     bad = raw.X[:2].copy()

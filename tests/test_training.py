@@ -41,19 +41,52 @@ def test_resume_equals_uninterrupted(tiny_cfg: list[str], scheduler: str, ema: s
     assert RunDir(part.run_dir).info()["status"] == "stopped"
     resumed = harkit.train(resume=part.run_dir, progress=False)
     assert resumed.finished and resumed.run_dir == part.run_dir
-    for part_name in ("model", "ema", "optimizer"):
-        a = load_checkpoint(full.run_dir / "checkpoints" / "last.pt")["trainer"][part_name]
-        b = load_checkpoint(resumed.run_dir / "checkpoints" / "last.pt")["trainer"][part_name]
-        if a is None:
-            assert b is None and ema == "null"
-            continue
-        _assert_same(a, b, part_name)
-    _assert_same(load_checkpoint(full.run_dir / "checkpoints" / "last.pt")["weights"],
-                 load_checkpoint(resumed.run_dir / "checkpoints" / "last.pt")["weights"], "weights")
+    for ck in ("last.pt", "refit_last.pt"):
+        a_ck = load_checkpoint(full.run_dir / "checkpoints" / ck)
+        b_ck = load_checkpoint(resumed.run_dir / "checkpoints" / ck)
+        for part_name in ("model", "ema", "optimizer"):
+            a, b = a_ck["trainer"][part_name], b_ck["trainer"][part_name]
+            if a is None:
+                assert b is None and ema == "null"
+                continue
+            _assert_same(a, b, f"{ck}:{part_name}")
+        _assert_same(a_ck["weights"], b_ck["weights"], f"{ck}:weights")
     strip = [{k: v for k, v in h.items() if k != "seconds"} for h in full.history]
     assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in resumed.history]
     assert full.test is not None and resumed.test is not None
     assert full.test.confusion == resumed.test.confusion
+
+
+def test_resume_inside_the_refit_phase(tiny_cfg: list[str]) -> None:
+    """Stopping during the final fit on all subjects and resuming gives the same final model."""
+    cfg = [*tiny_cfg, "train.epochs=3", "train.select=last"]
+    full = harkit.train(overrides=[*cfg, "name=full"], progress=False)
+    part = harkit.train(overrides=[*cfg, "name=part"], progress=False, stop_after=4)
+    info = RunDir(part.run_dir).info()
+    assert not part.finished and info["selection_done"] and info["refit_epochs"] == 1
+    resumed = harkit.train(resume=part.run_dir, progress=False)
+    assert resumed.finished
+    _assert_same(load_checkpoint(full.run_dir / "checkpoints" / "refit_last.pt")["weights"],
+                 load_checkpoint(resumed.run_dir / "checkpoints" / "refit_last.pt")["weights"],
+                 "final weights")
+    assert full.test is not None and resumed.test is not None
+    assert full.test.accuracy == resumed.test.accuracy
+
+
+def test_refit_uses_all_training_subjects_and_its_own_normaliser(tiny_cfg: list[str]) -> None:
+    r = harkit.train(overrides=tiny_cfg, progress=False)
+    info = RunDir(r.run_dir).info()
+    assert info["refit_subjects"] == [1, 2, 3, 4, 5, 6] and info["refit_epochs"] == r.best_epoch
+    final = load_checkpoint(r.run_dir / "checkpoints" / "refit_last.pt")
+    best = load_checkpoint(r.run_dir / "checkpoints" / "best.pt")
+    assert final["preprocessing"]["val_subjects"] == []
+    assert final["preprocessing"]["normalizer"]["mean"] != best["preprocessing"]["normalizer"]["mean"]
+    refit_hist = RunDir(r.run_dir).read_history("refit_history.csv")
+    assert len(refit_hist) == r.best_epoch and all(h["val_f1"] != h["val_f1"] for h in refit_hist)
+    assert harkit.Predictor.from_run(r.run_dir).normalizer.state_dict() == final["preprocessing"][
+        "normalizer"]
+    no_refit = harkit.train(overrides=[*tiny_cfg, "train.refit=false"], progress=False)
+    assert not (no_refit.run_dir / "checkpoints" / "refit_last.pt").exists()
 
 
 def test_run_directory_contents(tiny_cfg: list[str]) -> None:
@@ -134,3 +167,10 @@ def test_resume_falls_back_to_best_when_last_is_corrupt(tiny_cfg: list[str]) -> 
     last.write_bytes(last.read_bytes()[:200])
     r = harkit.train(resume=part.run_dir, progress=False)
     assert r.finished and len(r.history) == 3
+
+
+def test_last_batch_of_one_window_is_dropped(tiny_cfg: list[str]) -> None:
+    """96 training windows with batch 95 leave a batch of 1, which BatchNorm cannot train on."""
+    r = harkit.train(overrides=[*tiny_cfg, "train.batch_size=95", "train.epochs=2"],
+                     progress=False)
+    assert r.finished and len(r.history) == 2

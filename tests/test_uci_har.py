@@ -153,3 +153,16 @@ def test_failed_load_writes_nothing_to_cache(tmp_path: Path,
     with pytest.raises(DataFormatError):
         load_dataset("uci-har", data_dir=tmp_path)
     assert not cache.exists() or not any(cache.rglob("*.npz"))
+
+
+def test_bad_download_is_removed_from_cache(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mirror that serves something that is not the archive leaves no poisoned cache entry."""
+    mirror = tmp_path / "mirror" / "uci-har"
+    mirror.mkdir(parents=True)
+    (mirror / "UCI HAR Dataset.zip").write_text("<html>not found</html>")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HARKIT_CACHE_DIR", str(cache))
+    with pytest.raises(DataFormatError, match="cached download was removed"):
+        load_dataset("uci-har", data_dir=(tmp_path / "mirror").as_uri())
+    assert not (cache / "uci-har" / "UCI HAR Dataset.zip").exists()

@@ -15,6 +15,7 @@ from harkit.config import ExperimentConfig, apply_overrides, from_dict
 from harkit.data import WindowedDataset, WindowSet, load_dataset
 from harkit.data.augment import Augmenter, xyz_groups
 from harkit.data.splits import choose_val_subjects, subject_holdout
+from harkit.data.store import is_url
 from harkit.data.transforms import Normalizer, Standardizer, make_normalizer, normalizer_from_state
 from harkit.errors import CheckpointError, ConfigError
 from harkit.evaluation.metrics import EvalReport, evaluate_predictions
@@ -51,11 +52,7 @@ def prepare_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] | None 
                  ) -> PreparedData:
     """Load the dataset, carve validation subjects from training, fit the normaliser on the
     training part only (or restore ``normalizer_state``) and normalise every split."""
-    ds = load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir)
-    if cfg.data.channels:
-        ds = ds.select_channels(cfg.data.channels)
-    if "train" not in ds.splits:
-        raise ConfigError(f"dataset {ds.name!r} has no 'train' split")
+    ds = _load(cfg)
     full_train = ds.splits["train"]
     val_subjects = cfg.data.val_subjects or choose_val_subjects(
         full_train.subject_ids(), cfg.data.n_val_subjects, cfg.train.seed)
@@ -121,11 +118,68 @@ def _as_config(config: ExperimentConfig | dict[str, Any] | str | Path | None,
     return apply_overrides(cfg, overrides or [])
 
 
+def _resumed_config(run: RunDir, overrides: list[str] | None) -> ExperimentConfig:
+    cfg = run.config()
+    if overrides:
+        allowed = ("train.epochs", "train.early_stopping", "train.num_threads")
+        if any(o.split("=", 1)[0].strip() not in allowed for o in overrides):
+            raise ConfigError("--resume continues a run with its stored config; only "
+                              f"{', '.join(allowed)} may be changed")
+        cfg = apply_overrides(cfg, overrides)
+    return cfg
+
+
+def _load_resume_checkpoint(primary: Path, fallback: Path | None) -> dict[str, Any] | None:
+    """The checkpoint to continue from; a corrupt one falls back to ``fallback``."""
+    if not primary.exists():
+        return None
+    try:
+        return load_checkpoint(primary)
+    except CheckpointError as e:
+        if fallback is not None and fallback.exists():
+            log.warning("%s; resuming from %s", e, fallback.name)
+            return load_checkpoint(fallback)
+        raise
+
+
+def _fit_phase(run: RunDir, cfg: ExperimentConfig, data: PreparedData, *, last: Path,
+               best: Path | None, history_name: str, resume_ckpt: dict[str, Any] | None,
+               stop_after: int | None, progress: bool, with_val: bool) -> Trainer:
+    """Build model and Trainer, restore ``resume_ckpt``, train, checkpoint every epoch."""
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    model = build_model(cfg, data)
+    preprocessing = data.preprocessing()
+
+    def checkpoint(trainer: Trainer, result: EpochResult) -> None:
+        payload = {"trainer": trainer.state_dict(), "weights": trainer.inference_weights(),
+                   "model_config": model.get_config(), "preprocessing": preprocessing,
+                   "config": cfg.to_dict(), "epoch": trainer.epoch}
+        if result.is_best and best is not None:
+            save_checkpoint(best, payload)
+        save_checkpoint(last, payload)
+        run.write_history(trainer.history, history_name)
+
+    trainer = Trainer(model, cfg.train, _tensors(data.train),
+                      _tensors(data.val) if with_val else None,
+                      augment=_augmenter(cfg, data), callbacks=[checkpoint])
+    if resume_ckpt is not None:
+        trainer.load_state_dict(resume_ckpt["trainer"])
+    run.update_info(n_parameters=sum(p.numel() for p in model.parameters()))
+    trainer.fit(stop_after=stop_after, progress=progress)
+    return trainer
+
+
 def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, *,
           overrides: list[str] | None = None, resume: str | Path | None = None,
           stop_after: int | None = None, progress: bool = True,
           command: list[str] | None = None) -> RunResult:
     """Train and evaluate a model; every artifact goes into a new (or resumed) run directory.
+
+    Two phases: (1) train on the training subjects minus the validation subjects, selecting
+    the epoch on validation macro F1 (and early-stopping on it); (2) with ``train.refit``
+    (default), train a fresh model on *all* training subjects for the selected number of
+    epochs, with the normaliser refitted on them. The test split is only used at the end, to
+    evaluate the final model (the refit one, else the selected checkpoint).
 
     Args:
         config: an ExperimentConfig, a mapping, a YAML path, or None for the defaults.
@@ -143,94 +197,130 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
     """
     if resume is not None:
         run = RunDir.open(resume)
-        cfg = run.config()
-        if overrides:
-            allowed = [o for o in overrides if o.split("=", 1)[0].strip() in
-                       ("train.epochs", "train.early_stopping", "train.num_threads")]
-            if len(allowed) != len(overrides):
-                raise ConfigError("--resume continues a run with its stored config; only "
-                                  "train.epochs, train.early_stopping and train.num_threads "
-                                  "may be changed")
-            cfg = apply_overrides(cfg, overrides)
-        try:
-            ckpt = load_checkpoint(run.last)
-        except CheckpointError:
-            ckpt = None
-            if run.best.exists():
-                log.warning("last checkpoint unusable, resuming from best.pt")
-                ckpt = load_checkpoint(run.best)
-        if ckpt is None:
-            raise CheckpointError(f"{run.path}: no checkpoint to resume from")
-        normalizer_state = ckpt["preprocessing"]["normalizer"]
+        cfg = _resumed_config(run, overrides)
     else:
         cfg = _as_config(config, overrides)
-        ckpt, normalizer_state = None, None
-
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
-    data = prepare_data(cfg, normalizer_state)
-    if resume is None:
-        # Store the resolved validation subjects so the run is reproducible from its config.
-        cfg = replace(cfg, data=replace(cfg.data, val_subjects=data.val_subjects))
-        run = RunDir.create(cfg, command)
-    model = build_model(cfg, data)
-    preprocessing = data.preprocessing()
+    info = run.info() if resume is not None else {}
+    seconds = float(info.get("train_seconds", 0.0))
+    budget = stop_after
 
-    def checkpoint(trainer: Trainer, result: EpochResult) -> None:
-        payload = {"trainer": trainer.state_dict(), "weights": trainer.inference_weights(),
-                   "model_config": model.get_config(), "preprocessing": preprocessing,
-                   "config": cfg.to_dict(), "epoch": trainer.epoch}
-        if result.is_best:
-            save_checkpoint(run.best, payload)
-        save_checkpoint(run.last, payload)
-        run.write_history(trainer.history)
+    # Phase 1: selection on validation subjects.
+    if not info.get("selection_done"):
+        ckpt = _load_resume_checkpoint(run.last, run.best) if resume is not None else None
+        data = prepare_data(cfg, None if ckpt is None else ckpt["preprocessing"]["normalizer"])
+        if resume is None:
+            # Store the resolved validation subjects (and an absolute data directory) so the
+            # run is reproducible from its config, from any working directory.
+            data_dir = cfg.data.data_dir
+            if data_dir and not is_url(data_dir):
+                data_dir = str(Path(data_dir).expanduser().resolve())
+            cfg = replace(cfg, data=replace(cfg.data, val_subjects=data.val_subjects,
+                                            data_dir=data_dir))
+            run = RunDir.create(cfg, command)
+        run.update_info(status="running", dataset=cfg.data.dataset, model=cfg.model.name)
+        t0 = time.perf_counter()
+        epochs_before = 0 if ckpt is None else int(ckpt["trainer"]["epoch"])
+        trainer = _fit_phase(run, cfg, data, last=run.last, best=run.best,
+                             history_name="history.csv", resume_ckpt=ckpt, stop_after=budget,
+                             progress=progress, with_val=True)
+        seconds += time.perf_counter() - t0
+        if budget is not None:
+            budget -= trainer.epoch - epochs_before
+        run.update_info(train_seconds=seconds, epochs=trainer.epoch,
+                        best_epoch=trainer.best_epoch, best_val_macro_f1=trainer.best_f1,
+                        stopped_early=trainer.stopped_early, selection_done=trainer.done)
+        if not trainer.done:
+            run.update_info(status="stopped")
+            return RunResult(run.path, None, evaluate_run(run.path, "val", which=cfg.train.select),
+                             trainer.history, trainer.best_epoch, seconds, False)
+        info = run.info()
+    val_report = evaluate_run(run.path, "val", which=cfg.train.select)
+    history = run.read_history()
+    best_epoch = int(info["best_epoch"])
 
-    trainer = Trainer(model, cfg.train, _tensors(data.train), _tensors(data.val),
-                      augment=_augmenter(cfg, data), callbacks=[checkpoint])
-    if ckpt is not None:
-        trainer.load_state_dict(ckpt["trainer"])
-    prev_seconds = float(run.info().get("train_seconds", 0.0))
-    run.update_info(status="running", dataset=cfg.data.dataset, model=cfg.model.name,
-                    n_parameters=sum(p.numel() for p in model.parameters()))
-    t0 = time.perf_counter()
-    trainer.fit(stop_after=stop_after, progress=progress)
-    seconds = prev_seconds + time.perf_counter() - t0
-    finished = trainer.done
-    run.update_info(status="finished" if finished else "stopped", train_seconds=seconds,
-                    epochs=trainer.epoch, best_epoch=trainer.best_epoch,
-                    best_val_macro_f1=trainer.best_f1, stopped_early=trainer.stopped_early)
-    test_report: EvalReport | None = None
-    val_report = evaluate_run(run.path, split="val", data=data)
-    if finished:
-        test_report = evaluate_run(run.path, split="test", data=data)
-    return RunResult(run.path, test_report, val_report, trainer.history, trainer.best_epoch,
-                     seconds, finished)
+    # Phase 2: refit on all training subjects for the selected number of epochs.
+    if cfg.train.refit:
+        refit_epochs = best_epoch if cfg.train.select == "best" else int(info["epochs"])
+        refit_cfg = replace(cfg, train=replace(cfg.train, epochs=refit_epochs,
+                                               early_stopping=None))
+        ckpt = _load_resume_checkpoint(run.refit_last, None)
+        data = prepare_refit_data(cfg, None if ckpt is None else
+                                  ckpt["preprocessing"]["normalizer"])
+        done_before = 0 if ckpt is None else int(ckpt["trainer"]["epoch"])
+        if budget is not None and budget <= 0 and done_before < refit_epochs:
+            run.update_info(status="stopped")
+            return RunResult(run.path, None, val_report, history, best_epoch, seconds, False)
+        t0 = time.perf_counter()
+        trainer = _fit_phase(run, refit_cfg, data, last=run.refit_last, best=None,
+                             history_name="refit_history.csv", resume_ckpt=ckpt,
+                             stop_after=budget, progress=progress, with_val=False)
+        seconds += time.perf_counter() - t0
+        run.update_info(train_seconds=seconds, refit_epochs=trainer.epoch,
+                        refit_subjects=data.train.subject_ids())
+        if not trainer.done:
+            run.update_info(status="stopped")
+            return RunResult(run.path, None, val_report, history, best_epoch, seconds, False)
+    run.update_info(status="finished")
+    test_report = evaluate_run(run.path, "test")
+    return RunResult(run.path, test_report, val_report, history, best_epoch, seconds, True)
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", data: PreparedData | None = None,
-                 which: str | None = None, plots: bool = True) -> EvalReport:
-    """Evaluate a run's checkpoint on ``split`` (``test`` or ``val``), save report and plots.
+def prepare_refit_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] | None = None
+                       ) -> PreparedData:
+    """All training subjects for the final fit, with the normaliser fitted on all of them."""
+    ds = _load(cfg)
+    full = ds.splits["train"]
+    norm = (normalizer_from_state(normalizer_state) if normalizer_state is not None
+            else make_normalizer(cfg.data.normalize).fit(full.X))
+    train_ws = WindowSet(norm.transform(full.X), full.y, full.subjects)
+    empty = train_ws.select(np.zeros(len(full), dtype=bool))
+    return PreparedData(ds, train_ws, empty, None, norm, [])
 
-    ``which`` is ``best`` or ``last``; by default the run's ``train.select``.
+
+def _load(cfg: ExperimentConfig) -> WindowedDataset:
+    ds = load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir)
+    if cfg.data.channels:
+        ds = ds.select_channels(cfg.data.channels)
+    if "train" not in ds.splits:
+        raise ConfigError(f"dataset {ds.name!r} has no 'train' split")
+    return ds
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = None,
+                 dataset: WindowedDataset | None = None, plots: bool = True) -> EvalReport:
+    """Evaluate a run's model on ``split`` (``test`` or ``val``); save the report and plots.
+
+    Args:
+        run_dir: the run directory.
+        split: ``test`` (the dataset's test split) or ``val`` (the run's validation subjects).
+        which: ``final`` (refit model), ``best`` or ``last``; by default the run's final model.
+        dataset: the already-loaded dataset, to avoid reloading it.
+
+    The checkpoint's own normaliser is applied, so each model sees its training preprocessing.
     """
     run = RunDir.open(run_dir)
     cfg = run.config()
-    which = which or cfg.train.select
-    ckpt = load_checkpoint(run.best if which == "best" else run.last)
-    if data is None:
-        data = prepare_data(cfg, ckpt["preprocessing"]["normalizer"])
-    ws = data.test if split == "test" else data.val if split == "val" else None
-    if ws is None:
-        raise ConfigError(f"split {split!r}: expected 'test' or 'val' (dataset has "
-                          f"{sorted(data.dataset.splits)})")
+    path = run.model_checkpoint(cfg, which)
+    ckpt = load_checkpoint(path)
+    ds = dataset if dataset is not None else _load(cfg)
+    if split == "test":
+        if "test" not in ds.splits:
+            raise ConfigError(f"dataset {ds.name!r} has no test split")
+        raw = ds.splits["test"]
+    elif split == "val":
+        raw = subject_holdout(ds.splits["train"], cfg.data.val_subjects or [])[1]
+    else:
+        raise ConfigError(f"split {split!r}: expected 'test' or 'val'")
     from harkit.models import model_from_config
 
     model = model_from_config(ckpt["model_config"])
     model.load_state_dict(ckpt["weights"])
-    X, y = _tensors(ws)
+    norm = normalizer_from_state(ckpt["preprocessing"]["normalizer"])
+    X = torch.from_numpy(np.ascontiguousarray(norm.transform(raw.X)))
     pred = predict_logits(model, X).argmax(1).numpy()
-    report = evaluate_predictions(y.numpy(), pred, data.dataset.classes, split=split)
+    report = evaluate_predictions(raw.y, pred, ds.classes, split=split)
     report.save(run.path / ("metrics.json" if split == "test" else f"metrics_{split}.json"))
     if plots:
         from harkit.viz import plot_confusion_matrix, plot_history
@@ -239,8 +329,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data: PreparedData | 
         if history:
             plot_history(history, run.plots / "learning_curves.png",
                          title=f"{cfg.model.name} on {cfg.data.dataset}")
-        plot_confusion_matrix(report.confusion, report.classes,
-                              run.plots / f"confusion_matrix{'' if split == 'test' else '_' + split}.png",
-                              title=f"{cfg.model.name} on {cfg.data.dataset} ({split}): "
-                                    f"accuracy {report.accuracy:.3f}, macro F1 {report.macro_f1:.3f}")
+        suffix = "" if split == "test" else f"_{split}"
+        plot_confusion_matrix(
+            report.confusion, report.classes, run.plots / f"confusion_matrix{suffix}.png",
+            title=f"{cfg.model.name} on {cfg.data.dataset} ({split}, {path.stem} model): "
+                  f"accuracy {report.accuracy:.3f}, macro F1 {report.macro_f1:.3f}")
     return report

@@ -22,10 +22,12 @@ err = Console(stderr=True)
 
 
 def _setup_logging(verbose: bool) -> None:
+    """Warnings from everything; harkit's own progress lines too when ``verbose``."""
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+    logging.basicConfig(level=logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=err, show_path=False)], force=True)
+    logging.getLogger("harkit").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _print_report(report: Any) -> None:
@@ -56,7 +58,8 @@ def train(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every epoch")] = False,
 ) -> None:
     """Train a model, evaluate its best-validation checkpoint on the test split, write plots."""
-    _setup_logging(verbose)
+    # Without a terminal there is no progress bar: log one line per epoch instead.
+    _setup_logging(verbose or not (progress and err.is_terminal))
     from harkit.api import train as run_train
 
     overrides: list[str] = []
@@ -70,9 +73,17 @@ def train(
         raise HarkitError("--resume takes the config stored in the run; drop --config")
     result = run_train(config, overrides=overrides, resume=resume, stop_after=stop_after,
                        progress=progress and console.is_terminal, command=["harkit", *sys.argv[1:]])
+    from harkit.runs import RunDir
+
+    info = RunDir(result.run_dir).info()
     console.print(f"run directory: {result.run_dir}")
-    console.print(f"trained {len(result.history)} epochs in {result.train_seconds:.1f} s; best "
-                  f"validation macro F1 {result.val.macro_f1:.4f} at epoch {result.best_epoch}")
+    console.print(f"selection: {len(result.history)} epochs; validation macro F1 "
+                  f"{result.val.macro_f1:.4f} at epoch {result.best_epoch} (validation subjects "
+                  f"{RunDir(result.run_dir).config().data.val_subjects})")
+    if "refit_epochs" in info:
+        console.print(f"final model: refit on all {len(info['refit_subjects'])} training "
+                      f"subjects for {info['refit_epochs']} epochs")
+    console.print(f"training time: {result.train_seconds:.1f} s")
     if result.test is None:
         console.print(f"stopped before the last epoch; continue with: harkit train --resume "
                       f"{result.run_dir}")
@@ -87,7 +98,7 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="run directory")],
     split: Annotated[str, typer.Option(help="test or val")] = "test",
     checkpoint: Annotated[str | None, typer.Option(
-        help="best or last (default: the run's train.select)")] = None,
+        help="final (refit), best or last (default: the run's final model)")] = None,
 ) -> None:
     """Evaluate a run's checkpoint on a split; print and save the report and plots."""
     _setup_logging(False)

@@ -75,6 +75,8 @@ class TrainConfig:
     ema_decay: float | None = 0.995  # keep an exponential moving average of the weights (per
     # step); validation, checkpoints and prediction then use the averaged weights
     select: str = "best"  # which epoch's weights are evaluated: best (validation F1) | last
+    refit: bool = True  # then train a fresh model on all training subjects for that many
+    # epochs (normaliser refitted on them); that model is the run's final model
     seed: int = 0
     deterministic: bool = True
     num_threads: int | None = None  # torch intra-op threads; None = one per physical core

@@ -46,8 +46,7 @@ class Registry(Generic[T]):
         def deco(fn: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            doc = description or (fn.__doc__ or "").strip().splitlines()[0:1]
-            desc = doc if isinstance(doc, str) else (doc[0] if doc else "")
+            desc = description or next(iter((fn.__doc__ or "").strip().splitlines()), "")
             self._entries[name] = Entry(name, fn, desc, dict(tags))
             return fn
 

@@ -8,8 +8,10 @@ Layout of ``<run_root>/<name>/``::
     history.csv          one row per epoch (train/validation loss, accuracy, macro F1, lr)
     checkpoints/best.pt  best validation macro F1 (model, optimizer, RNG, preprocessing)
     checkpoints/last.pt  last completed epoch (what --resume continues from)
-    metrics.json         test-split report of the best checkpoint
-    metrics_val.json     validation report of the best checkpoint
+    checkpoints/refit_last.pt  the final model, refit on all training subjects (train.refit)
+    refit_history.csv    per-epoch training loss / accuracy of the refit
+    metrics.json         test-split report of the final model
+    metrics_val.json     validation report of the selected checkpoint of phase 1
     plots/learning_curves.png, plots/confusion_matrix.png
 """
 
@@ -65,6 +67,31 @@ class RunDir:
         return self.checkpoints / "last.pt"
 
     @property
+    def refit_last(self) -> Path:
+        return self.checkpoints / "refit_last.pt"
+
+    @property
+    def final(self) -> Path:
+        """The refit model (a copy-free alias: the last refit epoch is the final model)."""
+        return self.refit_last
+
+    def model_checkpoint(self, cfg: ExperimentConfig, which: str | None = None) -> Path:
+        """The checkpoint that a run's test metrics and predictions use.
+
+        ``which``: ``final`` (refit on all training subjects), ``best`` or ``last`` (of the
+        selection phase); None = ``final`` when the run refits, else ``train.select``.
+        """
+        if which is None:
+            which = "final" if cfg.train.refit else cfg.train.select
+        paths = {"final": self.final, "best": self.best, "last": self.last}
+        if which not in paths:
+            raise CheckpointError(f"checkpoint {which!r}: expected final, best or last")
+        if which == "final" and not cfg.train.refit:
+            raise CheckpointError(f"{self.path}: this run did not refit (train.refit=false); "
+                                  "use best or last")
+        return paths[which]
+
+    @property
     def plots(self) -> Path:
         return self.path / "plots"
 
@@ -113,17 +140,17 @@ class RunDir:
         info.update(fields)
         atomic_write_text(self.path / "run.json", json.dumps(info, indent=2))
 
-    def write_history(self, history: list[dict[str, Any]]) -> None:
+    def write_history(self, history: list[dict[str, Any]], name: str = "history.csv") -> None:
         if not history:
             return
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(history[0]))
         w.writeheader()
         w.writerows(history)
-        atomic_write_text(self.path / "history.csv", buf.getvalue())
+        atomic_write_text(self.path / name, buf.getvalue())
 
-    def read_history(self) -> list[dict[str, Any]]:
-        p = self.path / "history.csv"
+    def read_history(self, name: str = "history.csv") -> list[dict[str, Any]]:
+        p = self.path / name
         if not p.exists():
             return []
         rows = list(csv.DictReader(p.read_text(encoding="utf-8").splitlines()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,6 +14,9 @@ from harkit.data.windowing import sliding_windows, window_starts
 from harkit.errors import CheckpointError, DataFormatError
 from harkit.models import HarModel, model_from_config
 from harkit.training.checkpoint import load_checkpoint
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def read_samples_csv(path: str | Path, channels: list[str]) -> np.ndarray:
@@ -28,8 +31,39 @@ def read_samples_csv(path: str | Path, channels: list[str]) -> np.ndarray:
     import pandas as pd
 
     p = Path(path)
+    # Fast path: let pandas' C parser read numbers directly. Only when that does not give
+    # finite numbers in every needed column is the file re-read as text to find the bad line.
+    df = _read_csv(p, channels, dtype=None, keep_default_na=True)
+    cols = [str(c).strip() for c in df.columns]
+    df.columns = cols
+    missing = [c for c in channels if c not in cols]
+    if missing:
+        raise DataFormatError(p, f"missing column(s) {missing}; the model expects channels "
+                                 f"{channels}, the header has {cols}", line=1)
+    sub = df[channels]
+    if all(pd.api.types.is_numeric_dtype(t) for t in sub.dtypes):
+        out = sub.to_numpy(dtype=np.float64)
+        if np.isfinite(out).all():
+            return out.astype(np.float32)
+    text = _read_csv(p, channels, dtype=str, keep_default_na=False)
+    text.columns = cols
+    for c in channels:
+        col = pd.to_numeric(text[c], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(col))
+        if len(bad):
+            i = int(bad[0])
+            raise DataFormatError(p, f"column {c!r} has {text[c].iloc[i]!r}, expected a finite "
+                                     "number", line=i + 2)  # +1 header, +1 for 1-based
+    raise DataFormatError(p, "could not read the samples as numbers")  # pragma: no cover
+
+
+def _read_csv(p: Path, channels: list[str], dtype: type | None,
+              keep_default_na: bool) -> pd.DataFrame:
+    import pandas as pd
+
     try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
+        return pd.read_csv(p, dtype=dtype, keep_default_na=keep_default_na,
+                           skipinitialspace=True)
     except FileNotFoundError:
         raise DataFormatError(p, "file not found") from None
     except UnicodeDecodeError:
@@ -38,21 +72,6 @@ def read_samples_csv(path: str | Path, channels: list[str]) -> np.ndarray:
         raise DataFormatError(p, f"file is empty; expected a header with {channels}") from None
     except pd.errors.ParserError as e:
         raise DataFormatError(p, f"not a well-formed CSV ({str(e).strip()})") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in channels if c not in df.columns]
-    if missing:
-        raise DataFormatError(p, f"missing column(s) {missing}; the model expects channels "
-                                 f"{channels}, the header has {list(df.columns)}", line=1)
-    out = np.empty((len(df), len(channels)), dtype=np.float32)
-    for j, c in enumerate(channels):
-        col = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(col))
-        if len(bad):
-            i = int(bad[0])
-            raise DataFormatError(p, f"column {c!r} has {df[c].iloc[i]!r}, expected a finite "
-                                     "number", line=i + 2)  # +1 header, +1 for 1-based
-        out[:, j] = col
-    return out
 
 
 @dataclass
@@ -99,13 +118,12 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, which: str | None = None) -> Predictor:
-        """Load ``<run_dir>/checkpoints/<which>.pt``: ``best``, ``last``, or by default the
-        checkpoint the run's ``train.select`` names (the one its test metrics describe)."""
-        if which is None:
-            from harkit.runs import RunDir
+        """Load a run's model: by default its final one (the one its test metrics describe);
+        ``which`` = ``final``, ``best`` or ``last`` to choose."""
+        from harkit.runs import RunDir
 
-            which = RunDir.open(run_dir).config().train.select
-        return cls.from_checkpoint(Path(run_dir) / "checkpoints" / f"{which}.pt")
+        run = RunDir.open(run_dir)
+        return cls.from_checkpoint(run.model_checkpoint(run.config(), which))
 
     def _check(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)

@@ -134,14 +134,15 @@ class Trainer:
         model: the network (any registered model).
         cfg: optimisation settings.
         train: ``(X, y)`` normalised training windows ``(N, T, C)`` and class indices.
-        val: ``(X, y)`` validation windows from held-out training subjects.
+        val: ``(X, y)`` validation windows from held-out training subjects, or None for a
+            final fit without validation (no selection, no early stopping).
         augment: optional callable ``(x, generator) -> x`` applied to training batches.
         callbacks: called as ``cb(trainer, result)`` after every epoch (checkpointing, logging).
     """
 
     def __init__(self, model: nn.Module, cfg: TrainConfig,
                  train: tuple[torch.Tensor, torch.Tensor],
-                 val: tuple[torch.Tensor, torch.Tensor],
+                 val: tuple[torch.Tensor, torch.Tensor] | None,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
                  callbacks: list[Callable[[Trainer, EpochResult], None]] | None = None) -> None:
         _check_config(cfg)
@@ -149,15 +150,18 @@ class Trainer:
         self.device = torch.device(cfg.device)
         self.model = model.to(self.device)
         self.X, self.y = train
-        self.Xv, self.yv = val
+        self.val = val
         if len(self.X) == 0:
             raise ConfigError("the training split is empty")
-        if len(self.Xv) == 0:
+        if val is not None and len(val[0]) == 0:
             raise ConfigError("the validation split is empty: check data.val_subjects")
         self.augment = augment
         self.callbacks = list(callbacks or [])
         self.n_classes = int(getattr(model, "n_classes", int(self.y.max()) + 1))
-        self.steps_per_epoch = math.ceil(len(self.X) / cfg.batch_size)
+        # A final batch of one window is dropped (BatchNorm cannot train on it); with
+        # shuffling a different window sits out each epoch.
+        full, rest = divmod(len(self.X), cfg.batch_size)
+        self.steps_per_epoch = max(full + (1 if rest >= 2 else 0), 1)
         self.optimizer = _make_optimizer(self.model, cfg)
         self.scheduler = _make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -254,8 +258,8 @@ class Trainer:
         self.model.train()
         perm = torch.randperm(len(self.X), generator=self.generator)
         total_loss, correct, seen = 0.0, 0, 0
-        for start in range(0, len(perm), cfg.batch_size):
-            idx = perm[start : start + cfg.batch_size]
+        for step in range(self.steps_per_epoch):
+            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             xb, yb = self.X[idx], self.y[idx]
             if self.augment is not None:
                 xb = self.augment(xb, self.generator)
@@ -279,14 +283,17 @@ class Trainer:
             seen += len(yb)
             on_step()
         lr = float(self.optimizer.param_groups[0]["lr"])
-        val_loss, val_acc, val_f1 = self.evaluate(self.Xv, self.yv)
+        nan = float("nan")
+        val_loss, val_acc, val_f1 = (nan, nan, nan) if self.val is None else self.evaluate(*self.val)
         if self.scheduler is not None and cfg.scheduler in ("step", "cosine"):
             self.scheduler.step()
         elif self.scheduler is not None and cfg.scheduler == "plateau":
             self.scheduler.step(val_f1)
         self.epoch += 1
-        is_best = val_f1 > self.best_f1
-        if is_best:
+        is_best = self.val is not None and val_f1 > self.best_f1
+        if self.val is None:  # no validation (a final refit): the last epoch is the model
+            self.best_epoch = self.epoch
+        elif is_best:
             self.best_f1, self.best_epoch, self.bad_epochs = val_f1, self.epoch, 0
         else:
             self.bad_epochs += 1

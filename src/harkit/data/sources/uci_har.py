@@ -23,7 +23,7 @@ import numpy as np
 
 from harkit.data.dataset import WindowedDataset, WindowSet
 from harkit.data.sources import DATASETS
-from harkit.data.store import cache_dir, fingerprint, locate
+from harkit.data.store import cache_dir, fingerprint, locate, remove_quietly
 from harkit.data.textio import decode, parse_numeric_table
 from harkit.errors import DataFormatError
 from harkit.io import atomic_save
@@ -179,7 +179,16 @@ def load_uci_har(data_dir: str | os.PathLike[str] | None = None,
             )
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             pass  # a damaged cache entry is simply rebuilt below
-    ds = parse_archive(src)
+    try:
+        ds = parse_archive(src)
+    except DataFormatError as e:
+        if cache_dir() in src.resolve().parents:
+            # A download that landed but is not the dataset (an error page, a changed
+            # archive): remove it so the next run fetches it again instead of failing forever.
+            remove_quietly(src)
+            raise DataFormatError(e.path, f"{e.problem} (the cached download was removed; run "
+                                          "again to fetch it anew)", e.line) from None
+        raise
     if use_cache:
         try:
             atomic_save(cache, lambda f: _to_npz(ds, f))  # type: ignore[arg-type]

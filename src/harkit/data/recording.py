@@ -1,0 +1,127 @@
+"""Continuous recordings, the common currency of continuous datasets, and their windowing.
+
+A recording is one subject's continuous multichannel signal with per-sample labels. Splits
+assign whole recordings (by subject) to train / validation / test *before* windowing, and
+windows are cut per recording, so no window crosses a recording or a split boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harkit.data.dataset import WindowSet
+from harkit.data.windowing import sliding_windows, window_starts
+from harkit.errors import ConfigError
+
+UNLABELED = -1
+"""Label value of samples that belong to no class (gaps between annotated segments)."""
+
+LABEL_POLICIES = ("majority", "last", "centre")
+
+
+@dataclass
+class Recording:
+    """One subject's continuous signal.
+
+    Attributes:
+        signal: float32 ``(time, channels)``.
+        labels: int64 ``(time,)`` class index per sample, :data:`UNLABELED` where unannotated.
+        subject: subject id.
+        session: a name unique within the dataset (e.g. ``exp01_user01``).
+        meta: free-form session metadata (experiment id, repetition, device, ...).
+    """
+
+    signal: np.ndarray
+    labels: np.ndarray
+    subject: int
+    session: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.signal.ndim != 2:
+            raise ValueError(f"{self.session}: signal must be (time, channels), got "
+                             f"{self.signal.shape}")
+        if self.labels.shape != (len(self.signal),):
+            raise ValueError(f"{self.session}: {len(self.labels)} labels for "
+                             f"{len(self.signal)} samples")
+
+    def __len__(self) -> int:
+        return len(self.signal)
+
+
+def window_labels(labels: np.ndarray, starts: np.ndarray, window: int, policy: str,
+                  n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Label each window ``labels[s : s + window]``.
+
+    Returns ``(label, labeled_fraction, purity)`` per window: the label chosen by ``policy``
+    (``majority`` of labelled samples, ``last`` sample, ``centre`` sample), the fraction of
+    samples that are labelled, and the fraction of labelled samples that carry the majority
+    label.
+
+    Example:
+        >>> lab = np.array([0, 0, 0, 1, 1, -1, -1, -1])
+        >>> y, frac, pur = window_labels(lab, np.array([0, 4]), 4, "majority", 2)
+        >>> y.tolist(), frac.tolist(), pur.tolist()
+        ([0, 1], [1.0, 0.25], [0.75, 1.0])
+    """
+    if policy not in LABEL_POLICIES:
+        raise ConfigError(f"window label policy {policy!r}: expected one of {LABEL_POLICIES}")
+    n = len(starts)
+    if n == 0:
+        empty = np.empty(0)
+        return empty.astype(np.int64), empty, empty
+    idx = starts[:, None] + np.arange(window)[None, :]  # (n, window) sample indices
+    win = labels[idx]
+    labeled = win >= 0
+    counts = np.zeros((n, n_classes), dtype=np.int64)
+    rows = np.repeat(np.arange(n), window)[labeled.ravel()]
+    np.add.at(counts, (rows, win.ravel()[labeled.ravel()]), 1)
+    n_lab = labeled.sum(1)
+    majority = counts.argmax(1)
+    purity = np.divide(counts.max(1), n_lab, out=np.zeros(n), where=n_lab > 0)
+    if policy == "majority":
+        y = np.where(n_lab > 0, majority, UNLABELED)
+    elif policy == "last":
+        y = win[:, -1]
+    else:
+        y = win[:, window // 2]
+    return y.astype(np.int64), n_lab / window, purity
+
+
+def window_recordings(recordings: list[Recording], window: int, hop: int, n_classes: int,
+                      label_policy: str = "majority", min_labeled: float = 0.5,
+                      min_purity: float = 0.0) -> tuple[WindowSet, np.ndarray, np.ndarray]:
+    """Cut every recording into windows separately and label them.
+
+    Windows whose chosen label is unlabelled, whose labelled fraction is below
+    ``min_labeled`` or whose purity is below ``min_purity`` (1.0 drops every window that mixes
+    classes) are dropped.
+
+    Returns:
+        ``(windows, recording_index, start)``: a WindowSet ``(N, window, channels)`` and, per
+        window, the index of its recording in ``recordings`` and its first sample.
+    """
+    if window <= 0 or hop <= 0:
+        raise ConfigError(f"window ({window}) and hop ({hop}) must be positive sample counts")
+    Xs, ys, ss, ri, st = [], [], [], [], []
+    n_ch = recordings[0].signal.shape[1] if recordings else 0
+    for i, rec in enumerate(recordings):
+        starts = window_starts(len(rec), window, hop)
+        y, frac, purity = window_labels(rec.labels, starts, window, label_policy, n_classes)
+        keep = (y >= 0) & (frac >= min_labeled) & (purity >= min_purity)
+        if not keep.any():
+            continue
+        Xs.append(sliding_windows(rec.signal, window, hop)[keep])
+        ys.append(y[keep])
+        ss.append(np.full(int(keep.sum()), rec.subject, dtype=np.int64))
+        ri.append(np.full(int(keep.sum()), i, dtype=np.int64))
+        st.append(starts[keep])
+    if not Xs:
+        empty = np.empty(0, dtype=np.int64)
+        return (WindowSet(np.empty((0, window, n_ch), np.float32), empty, empty), empty, empty)
+    ws = WindowSet(np.ascontiguousarray(np.concatenate(Xs), dtype=np.float32),
+                   np.concatenate(ys), np.concatenate(ss))
+    return ws, np.concatenate(ri), np.concatenate(st)
