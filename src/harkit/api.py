@@ -14,6 +14,7 @@ import torch
 from harkit.config import ExperimentConfig, apply_overrides, from_dict
 from harkit.data import WindowedDataset, WindowSet, load_dataset
 from harkit.data.augment import Augmenter, xyz_groups
+from harkit.data.recording import RecordingDataset
 from harkit.data.splits import choose_val_subjects, subject_holdout
 from harkit.data.store import is_url
 from harkit.data.transforms import Normalizer, Standardizer, make_normalizer, normalizer_from_state
@@ -280,12 +281,25 @@ def prepare_refit_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] |
 
 
 def _load(cfg: ExperimentConfig) -> WindowedDataset:
-    ds = load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir)
-    if cfg.data.channels:
-        ds = ds.select_channels(cfg.data.channels)
-    if "train" not in ds.splits:
-        raise ConfigError(f"dataset {ds.name!r} has no 'train' split")
-    return ds
+    """The configured dataset as windows with train / test splits (continuous sources are
+    split by subject first and windowed per recording)."""
+    d = cfg.data
+    ds = load_dataset(d.dataset, data_dir=d.data_dir, **d.options)
+    if isinstance(ds, RecordingDataset):
+        windowed = ds.to_windows(d.window, d.hop, d.label_policy, d.min_labeled, d.min_purity,
+                                 d.test_subjects)
+    else:
+        fixed = [k for k in ("window", "hop", "test_subjects") if getattr(d, k) is not None]
+        if fixed:
+            raise ConfigError(f"data.{fixed[0]}: {d.dataset!r} comes as fixed windows with an "
+                              "official split; window, hop and test_subjects apply to "
+                              "continuous datasets only")
+        windowed = ds
+    if d.channels:
+        windowed = windowed.select_channels(d.channels)
+    if "train" not in windowed.splits:
+        raise ConfigError(f"dataset {windowed.name!r} has no 'train' split")
+    return windowed
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = None,

@@ -36,6 +36,14 @@ class DataConfig:
     n_val_subjects: int = 4
     normalize: str = "standard"  # "standard" (per channel, fitted on training windows) or "none"
     channels: list[str] | None = None  # subset of the dataset's channels, in this order
+    options: dict[str, Any] = field(default_factory=dict)  # source options: hapt activities=12
+    # Continuous sources (recordings): split by subject first, then window each recording.
+    window: int | None = None  # samples per window (default: the dataset's customary one)
+    hop: int | None = None  # samples between window starts (default: the dataset's)
+    label_policy: str = "majority"  # window label: majority | last | centre
+    min_labeled: float = 0.5  # drop windows with a smaller fraction of labelled samples
+    min_purity: float = 0.0  # drop windows whose majority class covers less (1.0: pure only)
+    test_subjects: list[int] | None = None  # override the dataset-defined test subjects
 
 
 @dataclass
@@ -74,7 +82,10 @@ class TrainConfig:
     early_stopping: int | None = None  # patience in epochs on validation macro F1
     ema_decay: float | None = 0.995  # keep an exponential moving average of the weights (per
     # step); validation, checkpoints and prediction then use the averaged weights
-    select: str = "best"  # which epoch's weights are evaluated: best (validation F1) | last
+    # Which epoch of the selection phase counts: "last" (default: a one-cycle schedule ends at
+    # its best, and a few validation subjects are a noisy signal to pick epochs on) or "best"
+    # (highest validation macro F1).
+    select: str = "last"
     refit: bool = True  # then train a fresh model on all training subjects for that many
     # epochs (normaliser refitted on them); that model is the run's final model
     seed: int = 0
@@ -234,7 +245,7 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
             node = node[part]
         if not isinstance(node, dict):
             raise ConfigError(f"override {key!r}: {'.'.join(parts[:-1])!r} is not a section")
-        in_params = len(parts) >= 3 and parts[-2] == "params"
+        in_params = len(parts) >= 3 and parts[-2] in ("params", "options")  # free-form maps
         if parts[-1] not in node and not in_params:
             raise ConfigError(f"override {key!r}: unknown key {key!r}")
         node[parts[-1]] = parse_value(raw)

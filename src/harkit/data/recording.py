@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from harkit.data.dataset import WindowSet
+from harkit.data.dataset import WindowedDataset, WindowSet
 from harkit.data.windowing import sliding_windows, window_starts
 from harkit.errors import ConfigError
 
@@ -125,3 +125,69 @@ def window_recordings(recordings: list[Recording], window: int, hop: int, n_clas
     ws = WindowSet(np.ascontiguousarray(np.concatenate(Xs), dtype=np.float32),
                    np.concatenate(ys), np.concatenate(ss))
     return ws, np.concatenate(ri), np.concatenate(st)
+
+
+@dataclass
+class RecordingDataset:
+    """A continuous dataset: recordings plus what is needed to window and split them.
+
+    Attributes:
+        name: registry name of the source.
+        channels: channel names (last axis of every recording's signal).
+        classes: class names; labels index into them (:data:`UNLABELED` = no class).
+        sampling_rate: samples per second.
+        recordings: all recordings.
+        window, hop: the dataset's customary window and hop in samples.
+        test_subjects: subjects of the dataset-defined test split (None: no such split).
+    """
+
+    name: str
+    channels: list[str]
+    classes: list[str]
+    sampling_rate: float
+    recordings: list[Recording]
+    window: int
+    hop: int
+    test_subjects: list[int] | None = None
+    units: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def subject_ids(self) -> list[int]:
+        return sorted({r.subject for r in self.recordings})
+
+    def to_windows(self, window: int | None = None, hop: int | None = None,
+                   label_policy: str = "majority", min_labeled: float = 0.5,
+                   min_purity: float = 0.0,
+                   test_subjects: list[int] | None = None) -> WindowedDataset:
+        """Split recordings by subject into train / test first, then window each recording.
+
+        Args:
+            window, hop: in samples (default: the dataset's).
+            label_policy, min_labeled, min_purity: see :func:`window_recordings`.
+            test_subjects: override the dataset-defined test subjects.
+        """
+        window = window or self.window
+        hop = hop or self.hop
+        test = test_subjects if test_subjects is not None else self.test_subjects
+        if not test:
+            raise ConfigError(f"dataset {self.name!r} defines no test subjects; set "
+                              "data.test_subjects")
+        unknown = sorted(set(test) - set(self.subject_ids()))
+        if unknown:
+            raise ConfigError(f"data.test_subjects: {unknown} are not subjects of {self.name} "
+                              f"({self.subject_ids()})")
+        parts = {
+            "train": [r for r in self.recordings if r.subject not in test],
+            "test": [r for r in self.recordings if r.subject in test],
+        }
+        splits = {}
+        for split, recs in parts.items():
+            ws, _, _ = window_recordings(recs, window, hop, len(self.classes), label_policy,
+                                         min_labeled, min_purity)
+            if len(ws) == 0:
+                raise ConfigError(f"{self.name}: the {split} split has no windows with these "
+                                  "window / label settings")
+            splits[split] = ws
+        return WindowedDataset(self.name, list(self.channels), list(self.classes),
+                               self.sampling_rate, hop, splits, dict(self.units),
+                               self.description)

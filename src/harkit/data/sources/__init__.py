@@ -7,26 +7,40 @@ from collections.abc import Callable
 from typing import Any
 
 from harkit.data.dataset import WindowedDataset
+from harkit.data.recording import RecordingDataset
+from harkit.errors import ConfigError
 from harkit.registry import Entry, Registry
 
-DATASETS: Registry[WindowedDataset] = Registry("dataset")
+AnyDataset = WindowedDataset | RecordingDataset
+DATASETS: Registry[AnyDataset] = Registry("dataset")
 
 # Sources register themselves on import.
+from harkit.data.sources import hapt as _hapt  # noqa: E402,F401
 from harkit.data.sources import uci_har as _uci_har  # noqa: E402,F401
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None,
-                 **kwargs: Any) -> WindowedDataset:
+                 **kwargs: Any) -> AnyDataset:
     """Load registered dataset ``name`` (from ``data_dir``, ``HARKIT_DATA_DIR`` or the cache).
+
+    Pre-windowed sources (``uci-har``) return a :class:`WindowedDataset`; continuous sources
+    (``hapt``) return a :class:`~harkit.data.recording.RecordingDataset` to be split by
+    subject and then windowed (:meth:`RecordingDataset.to_windows`).
 
     Example:
         >>> ds = load_dataset("uci-har")          # doctest: +SKIP
         >>> ds.splits["train"].X.shape            # doctest: +SKIP
         (7352, 128, 9)
     """
-    factory: Callable[..., WindowedDataset] = DATASETS.get(name).factory
+    factory: Callable[..., AnyDataset] = DATASETS.get(name).factory
+    import inspect
+
+    allowed = [p for p in inspect.signature(factory).parameters if p not in ("data_dir",)]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ConfigError(f"dataset {name!r}: unknown option(s) {unknown}; it accepts {allowed}")
     return factory(data_dir=data_dir, **kwargs)
 
 
-def list_datasets() -> list[Entry[WindowedDataset]]:
+def list_datasets() -> list[Entry[AnyDataset]]:
     return DATASETS.entries()

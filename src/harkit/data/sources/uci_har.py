@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harkit.data.archive import Archive
 from harkit.data.dataset import WindowedDataset, WindowSet
 from harkit.data.sources import DATASETS
 from harkit.data.store import cache_dir, fingerprint, locate, remove_quietly
@@ -41,53 +42,11 @@ HOP = 64
 CACHE_VERSION = 1
 
 
-class _Archive:
-    """Uniform read access to the files of a zipped or unpacked ``UCI HAR Dataset``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._zip: zipfile.ZipFile | None = None
-        self._prefix = ""
-        if path.is_file():
-            try:
-                zf = zipfile.ZipFile(path)
-            except zipfile.BadZipFile:
-                raise DataFormatError(path, "not a valid zip archive (truncated download?)") from None
-            names = zf.namelist()
-            inner = [n for n in names if n.endswith(f"{ROOT}.zip")]
-            if not any(n.startswith(ROOT + "/") for n in names) and inner:
-                # The UCI site wraps the original archive in another zip.
-                zf = zipfile.ZipFile(io.BytesIO(zf.read(inner[0])))
-                names = zf.namelist()
-            tops = {n.split("/", 1)[0] for n in names}
-            if ROOT not in tops:
-                raise DataFormatError(
-                    path, f"archive has no '{ROOT}/' folder; top-level entries: {sorted(tops)}"
-                )
-            self._zip = zf
-            self._prefix = ROOT + "/"
-        elif (path / ROOT).is_dir():
-            self.path = path / ROOT
-
-    def read(self, rel: str) -> bytes:
-        if self._zip is not None:
-            try:
-                return self._zip.read(self._prefix + rel)
-            except KeyError:
-                raise DataFormatError(self.name(rel), "file missing from the archive") from None
-        p = self.path / rel
-        try:
-            return p.read_bytes()
-        except FileNotFoundError:
-            raise DataFormatError(p, "file missing") from None
-
-    def name(self, rel: str) -> str:
-        if self._zip is not None:
-            return f"{self.path}:{self._prefix}{rel}"
-        return str(self.path / rel)
+def _archive(path: Path) -> Archive:
+    return Archive(path, "activity_labels.txt", root=ROOT, inner_zip=f"{ROOT}.zip")
 
 
-def _read_labels(arc: _Archive) -> list[str]:
+def _read_labels(arc: Archive) -> list[str]:
     rel = "activity_labels.txt"
     classes: dict[int, str] = {}
     for i, line in enumerate(decode(arc.read(rel), arc.name(rel)).splitlines(), 1):
@@ -102,7 +61,7 @@ def _read_labels(arc: _Archive) -> list[str]:
     return [classes[i] for i in range(1, len(classes) + 1)]
 
 
-def _read_split(arc: _Archive, split: str, n_classes: int) -> WindowSet:
+def _read_split(arc: Archive, split: str, n_classes: int) -> WindowSet:
     y_rel, s_rel = f"{split}/y_{split}.txt", f"{split}/subject_{split}.txt"
     y = parse_numeric_table(arc.read(y_rel), arc.name(y_rel), 1, np.int64)[:, 0]
     subjects = parse_numeric_table(arc.read(s_rel), arc.name(s_rel), 1, np.int64)[:, 0]
@@ -129,7 +88,7 @@ def _read_split(arc: _Archive, split: str, n_classes: int) -> WindowSet:
 
 def parse_archive(path: Path) -> WindowedDataset:
     """Parse and verify an official ``UCI HAR Dataset`` archive or folder (no caching)."""
-    arc = _Archive(path)
+    arc = _archive(path)
     classes = _read_labels(arc)
     splits = {s: _read_split(arc, s, len(classes)) for s in ("train", "test")}
     overlap = set(splits["train"].subject_ids()) & set(splits["test"].subject_ids())
