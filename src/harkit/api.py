@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from harkit.config import ExperimentConfig, apply_overrides, from_dict
-from harkit.data import WindowedDataset, WindowSet, load_dataset
+from harkit.data import DATASETS, WindowedDataset, WindowSet, load_dataset
 from harkit.data.augment import Augmenter, xyz_groups
 from harkit.data.recording import RecordingDataset
 from harkit.data.splits import choose_val_subjects, subject_holdout
@@ -284,16 +284,16 @@ def _load(cfg: ExperimentConfig) -> WindowedDataset:
     """The configured dataset as windows with train / test splits (continuous sources are
     split by subject first and windowed per recording)."""
     d = cfg.data
+    fixed = [k for k in ("window", "hop", "test_subjects") if getattr(d, k) is not None]
+    if fixed and not DATASETS.get(d.dataset).tags.get("continuous"):
+        raise ConfigError(f"data.{fixed[0]}: {d.dataset!r} comes as fixed windows with an "
+                          "official split; window, hop and test_subjects apply to "
+                          "continuous datasets only")
     ds = load_dataset(d.dataset, data_dir=d.data_dir, **d.options)
     if isinstance(ds, RecordingDataset):
         windowed = ds.to_windows(d.window, d.hop, d.label_policy, d.min_labeled, d.min_purity,
                                  d.test_subjects)
     else:
-        fixed = [k for k in ("window", "hop", "test_subjects") if getattr(d, k) is not None]
-        if fixed:
-            raise ConfigError(f"data.{fixed[0]}: {d.dataset!r} comes as fixed windows with an "
-                              "official split; window, hop and test_subjects apply to "
-                              "continuous datasets only")
         windowed = ds
     if d.channels:
         windowed = windowed.select_channels(d.channels)
