@@ -242,12 +242,18 @@ class Trainer:
             while not self.done and (stop_after is None or done_now < stop_after):
                 result = self._train_epoch(lambda: bar.advance(task))
                 done_now += 1
+                info = f"loss {result.train_loss:.3f}" + (
+                    "" if self.val is None else f" val F1 {result.val_f1:.4f}")
                 bar.update(task, description=f"epoch {result.epoch}/{self.cfg.epochs}",
-                           info=f"loss {result.train_loss:.3f} val F1 {result.val_f1:.4f}")
-                log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f "
-                         "macro F1 %.4f%s", result.epoch, result.train_loss, result.train_acc,
-                         result.val_loss, result.val_acc, result.val_f1,
-                         " (best)" if result.is_best else "")
+                           info=info)
+                if self.val is None:
+                    log.info("epoch %d (fit on all training subjects): train loss %.4f acc %.4f",
+                             result.epoch, result.train_loss, result.train_acc)
+                else:
+                    log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f "
+                             "macro F1 %.4f%s", result.epoch, result.train_loss,
+                             result.train_acc, result.val_loss, result.val_acc, result.val_f1,
+                             " (best)" if result.is_best else "")
                 for cb in self.callbacks:
                     cb(self, result)
         return self.history
