@@ -22,11 +22,15 @@ import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO, Any, TypeVar
 
-from harkit.errors import DatasetNotFoundError
-from harkit.io import atomic_open
+from harkit.errors import DataFormatError, DatasetNotFoundError
+from harkit.io import atomic_open, atomic_save
+
+T = TypeVar("T")
 
 
 def cache_dir() -> Path:
@@ -152,3 +156,35 @@ def remove_quietly(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def cached_parse(dataset: str, version: int, src: Path, parse: Callable[[Path], T],
+                 save: Callable[[T, IO[Any]], None], load: Callable[[Path], T],
+                 use_cache: bool = True) -> T:
+    """Parse ``src`` once and keep the result in ``<cache>/parsed``, keyed by ``src``'s path,
+    size and modification time (and the parser ``version``).
+
+    A damaged cache entry is rebuilt. A file that this module downloaded into the cache but
+    that fails to parse (an error page, a changed archive) is removed, so the next run
+    fetches it again instead of failing forever; nothing is cached from a failed parse.
+    """
+    cache = cache_dir() / "parsed" / f"{dataset}-v{version}-{fingerprint(src)}.npz"
+    if use_cache and cache.exists():
+        try:
+            return load(cache)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            pass  # rebuilt below
+    try:
+        result = parse(src)
+    except DataFormatError as e:
+        if cache_dir() in src.resolve().parents:
+            remove_quietly(src)
+            raise DataFormatError(e.path, f"{e.problem} (the cached download was removed; run "
+                                          "again to fetch it anew)", e.line) from None
+        raise
+    if use_cache:
+        try:
+            atomic_save(cache, lambda f: save(result, f))
+        except OSError:
+            pass  # a read-only cache only costs speed
+    return result

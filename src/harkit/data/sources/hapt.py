@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,9 @@ import numpy as np
 from harkit.data.archive import Archive
 from harkit.data.recording import UNLABELED, Recording, RecordingDataset
 from harkit.data.sources import DATASETS
-from harkit.data.store import cache_dir, fingerprint, locate, remove_quietly
+from harkit.data.store import cached_parse, locate
 from harkit.data.textio import decode, parse_numeric_table
 from harkit.errors import ConfigError, DataFormatError
-from harkit.io import atomic_save
 
 OFFICIAL_URL = ("https://archive.ics.uci.edu/static/public/341/"
                 "smartphone+based+recognition+of+human+activities+and+postural+transitions.zip")
@@ -97,7 +95,8 @@ def parse_archive(path: Path) -> tuple[list[str], list[Recording]]:
     return classes, [recordings[k] for k in sorted(recordings)]
 
 
-def _save(classes: list[str], recs: list[Recording], f: Any) -> None:
+def _save(parsed: tuple[list[str], list[Recording]], f: Any) -> None:
+    classes, recs = parsed
     np.savez(f, classes=np.array(classes), signal=np.concatenate([r.signal for r in recs]),
              labels=np.concatenate([r.labels for r in recs]),
              lengths=np.array([len(r) for r in recs]), subjects=np.array([r.subject for r in recs]),
@@ -137,28 +136,8 @@ def load_hapt(data_dir: str | os.PathLike[str] | None = None, activities: int = 
     src = locate("hapt", ["HAPT Data Set.zip", "HAPT Data Set", "RawData"], OFFICIAL_URL, data_dir)
     if src.name == "RawData":
         src = src.parent
-    cache = cache_dir() / "parsed" / f"hapt-v{CACHE_VERSION}-{fingerprint(src)}.npz"
-    loaded = None
-    if use_cache and cache.exists():
-        try:
-            loaded = _load_cached(cache)
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            loaded = None
-    if loaded is None:
-        try:
-            loaded = parse_archive(src)
-        except DataFormatError as e:
-            if cache_dir() in src.resolve().parents:
-                remove_quietly(src)
-                raise DataFormatError(e.path, f"{e.problem} (the cached download was removed; "
-                                              "run again to fetch it anew)", e.line) from None
-            raise
-        if use_cache:
-            try:
-                atomic_save(cache, lambda f: _save(loaded[0], loaded[1], f))
-            except OSError:
-                pass
-    classes, recs = loaded
+    classes, recs = cached_parse("hapt", CACHE_VERSION, src, parse_archive, _save,
+                                 _load_cached, use_cache)
     if activities == 6:
         for r in recs:
             r.labels[r.labels >= 6] = UNLABELED

@@ -14,20 +14,18 @@ The 561-feature files are not used: harkit learns from the raw signals.
 
 from __future__ import annotations
 
-import io
 import os
-import zipfile
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
 from harkit.data.archive import Archive
 from harkit.data.dataset import WindowedDataset, WindowSet
 from harkit.data.sources import DATASETS
-from harkit.data.store import cache_dir, fingerprint, locate, remove_quietly
+from harkit.data.store import cached_parse, locate
 from harkit.data.textio import decode, parse_numeric_table
 from harkit.errors import DataFormatError
-from harkit.io import atomic_save
 
 ROOT = "UCI HAR Dataset"
 OFFICIAL_URL = (
@@ -40,6 +38,7 @@ WINDOW = 128
 SAMPLING_RATE = 50.0
 HOP = 64
 CACHE_VERSION = 1
+DESCRIPTION = "UCI HAR smartphone (waist), 30 subjects, 6 activities, 9 raw channels"
 
 
 def _archive(path: Path) -> Archive:
@@ -97,12 +96,21 @@ def parse_archive(path: Path) -> WindowedDataset:
                               f"subjects {sorted(overlap)} appear in both train and test")
     return WindowedDataset(
         name="uci-har", channels=list(CHANNELS), classes=classes, sampling_rate=SAMPLING_RATE,
-        hop=HOP, splits=splits, units=dict(UNITS),
-        description="UCI HAR smartphone (waist), 30 subjects, 6 activities, 9 raw channels",
+        hop=HOP, splits=splits, units=dict(UNITS), description=DESCRIPTION,
     )
 
 
-def _to_npz(ds: WindowedDataset, f: io.BufferedWriter) -> None:
+def _from_npz(path: Path) -> WindowedDataset:
+    with np.load(path) as z:
+        classes = [str(c) for c in z["classes"]]
+        splits = {s: WindowSet(z[f"{s}_X"], z[f"{s}_y"], z[f"{s}_s"]) for s in ("train", "test")}
+    return WindowedDataset(
+        "uci-har", list(CHANNELS), classes, SAMPLING_RATE, HOP, splits, dict(UNITS),
+        DESCRIPTION,
+    )
+
+
+def _to_npz(ds: WindowedDataset, f: IO[Any]) -> None:
     arrays = {}
     for split, ws in ds.splits.items():
         arrays[f"{split}_X"], arrays[f"{split}_y"], arrays[f"{split}_s"] = ws.X, ws.y, ws.subjects
@@ -124,33 +132,5 @@ def load_uci_har(data_dir: str | os.PathLike[str] | None = None,
     modification time, so the text is parsed once.
     """
     src = locate("uci-har", [f"{ROOT}.zip", ROOT], OFFICIAL_URL, data_dir)
-    cache = cache_dir() / "parsed" / f"uci-har-v{CACHE_VERSION}-{fingerprint(src)}.npz"
-    if use_cache and cache.exists():
-        try:
-            with np.load(cache) as z:
-                classes = [str(c) for c in z["classes"]]
-                splits = {
-                    s: WindowSet(z[f"{s}_X"], z[f"{s}_y"], z[f"{s}_s"]) for s in ("train", "test")
-                }
-            return WindowedDataset(
-                "uci-har", list(CHANNELS), classes, SAMPLING_RATE, HOP, splits, dict(UNITS),
-                "UCI HAR smartphone (waist), 30 subjects, 6 activities, 9 raw channels",
-            )
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            pass  # a damaged cache entry is simply rebuilt below
-    try:
-        ds = parse_archive(src)
-    except DataFormatError as e:
-        if cache_dir() in src.resolve().parents:
-            # A download that landed but is not the dataset (an error page, a changed
-            # archive): remove it so the next run fetches it again instead of failing forever.
-            remove_quietly(src)
-            raise DataFormatError(e.path, f"{e.problem} (the cached download was removed; run "
-                                          "again to fetch it anew)", e.line) from None
-        raise
-    if use_cache:
-        try:
-            atomic_save(cache, lambda f: _to_npz(ds, f))  # type: ignore[arg-type]
-        except OSError:
-            pass  # a read-only cache only costs speed
-    return ds
+    return cached_parse("uci-har", CACHE_VERSION, src, parse_archive, _to_npz, _from_npz,
+                        use_cache)
