@@ -41,6 +41,9 @@ def test_resume_equals_uninterrupted(tiny_cfg: list[str], scheduler: str, ema: s
     assert RunDir(part.run_dir).info()["status"] == "stopped"
     resumed = harkit.train(resume=part.run_dir, progress=False)
     assert resumed.finished and resumed.run_dir == part.run_dir
+    again = harkit.train(resume=part.run_dir, progress=False)  # resuming a finished run
+    assert again.finished and again.test is not None
+    assert again.test.confusion == resumed.test.confusion  # type: ignore[union-attr]
     for ck in ("last.pt", "refit_last.pt"):
         a_ck = load_checkpoint(full.run_dir / "checkpoints" / ck)
         b_ck = load_checkpoint(resumed.run_dir / "checkpoints" / ck)
@@ -89,6 +92,9 @@ def test_refit_uses_all_training_subjects_and_its_own_normaliser(tiny_cfg: list[
         "normalizer"]
     no_refit = harkit.train(overrides=[*tiny_cfg, "train.refit=false"], progress=False)
     assert not (no_refit.run_dir / "checkpoints" / "refit_last.pt").exists()
+    again = harkit.train(resume=no_refit.run_dir, progress=False)  # a finished run, no refit
+    assert again.finished and again.test is not None and no_refit.test is not None
+    assert again.test.accuracy == no_refit.test.accuracy
 
 
 def test_run_directory_contents(tiny_cfg: list[str]) -> None:

@@ -99,7 +99,8 @@ class RunResult:
     test: EvalReport | None
     val: EvalReport
     history: list[dict[str, Any]]
-    best_epoch: int
+    best_epoch: int  # epoch with the best validation macro F1
+    selected_epoch: int  # the epoch train.select chose (what the validation report scores)
     train_seconds: float
     finished: bool
 
@@ -234,25 +235,31 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
                         stopped_early=trainer.stopped_early, selection_done=trainer.done)
         if not trainer.done:
             run.update_info(status="stopped")
-            return RunResult(run.path, None, evaluate_run(run.path, "val", which=cfg.train.select),
-                             trainer.history, trainer.best_epoch, seconds, False)
+            return RunResult(run.path, None, evaluate_run(run.path, "val", which=cfg.train.select,
+                                                          dataset=data.dataset),
+                             trainer.history, trainer.best_epoch, trainer.epoch, seconds, False)
         info = run.info()
-    val_report = evaluate_run(run.path, "val", which=cfg.train.select)
+        dataset: WindowedDataset | None = data.dataset
+    else:
+        dataset = None
+    val_report = evaluate_run(run.path, "val", which=cfg.train.select, dataset=dataset)
     history = run.read_history()
     best_epoch = int(info["best_epoch"])
+    selected = best_epoch if cfg.train.select == "best" else int(info["epochs"])
 
     # Phase 2: refit on all training subjects for the selected number of epochs.
     if cfg.train.refit:
-        refit_epochs = best_epoch if cfg.train.select == "best" else int(info["epochs"])
-        refit_cfg = replace(cfg, train=replace(cfg.train, epochs=refit_epochs,
+        refit_cfg = replace(cfg, train=replace(cfg.train, epochs=selected,
                                                early_stopping=None))
         ckpt = _load_resume_checkpoint(run.refit_last, None)
         data = prepare_refit_data(cfg, None if ckpt is None else
-                                  ckpt["preprocessing"]["normalizer"])
+                                  ckpt["preprocessing"]["normalizer"], dataset)
+        dataset = data.dataset
         done_before = 0 if ckpt is None else int(ckpt["trainer"]["epoch"])
-        if budget is not None and budget <= 0 and done_before < refit_epochs:
+        if budget is not None and budget <= 0 and done_before < selected:
             run.update_info(status="stopped")
-            return RunResult(run.path, None, val_report, history, best_epoch, seconds, False)
+            return RunResult(run.path, None, val_report, history, best_epoch, selected, seconds,
+                             False)
         t0 = time.perf_counter()
         trainer = _fit_phase(run, refit_cfg, data, last=run.refit_last, best=None,
                              history_name="refit_history.csv", resume_ckpt=ckpt,
@@ -262,16 +269,18 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
                         refit_subjects=data.train.subject_ids())
         if not trainer.done:
             run.update_info(status="stopped")
-            return RunResult(run.path, None, val_report, history, best_epoch, seconds, False)
+            return RunResult(run.path, None, val_report, history, best_epoch, selected, seconds,
+                             False)
     run.update_info(status="finished")
-    test_report = evaluate_run(run.path, "test")
-    return RunResult(run.path, test_report, val_report, history, best_epoch, seconds, True)
+    test_report = evaluate_run(run.path, "test", dataset=dataset)
+    return RunResult(run.path, test_report, val_report, history, best_epoch, selected, seconds,
+                     True)
 
 
-def prepare_refit_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] | None = None
-                       ) -> PreparedData:
+def prepare_refit_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] | None = None,
+                       dataset: WindowedDataset | None = None) -> PreparedData:
     """All training subjects for the final fit, with the normaliser fitted on all of them."""
-    ds = _load(cfg)
+    ds = dataset if dataset is not None else _load(cfg)
     full = ds.splits["train"]
     norm = (normalizer_from_state(normalizer_state) if normalizer_state is not None
             else make_normalizer(cfg.data.normalize).fit(full.X))

@@ -77,9 +77,11 @@ def train(
 
     info = RunDir(result.run_dir).info()
     console.print(f"run directory: {result.run_dir}")
-    console.print(f"selection: {len(result.history)} epochs; validation macro F1 "
-                  f"{result.val.macro_f1:.4f} at epoch {result.best_epoch} (validation subjects "
-                  f"{RunDir(result.run_dir).config().data.val_subjects})")
+    cfg = RunDir(result.run_dir).config()
+    console.print(f"selection: {len(result.history)} epochs on validation subjects "
+                  f"{cfg.data.val_subjects}; selected epoch {result.selected_epoch} "
+                  f"({cfg.train.select}): validation accuracy {result.val.accuracy:.4f}, macro F1 "
+                  f"{result.val.macro_f1:.4f} (best macro F1 at epoch {result.best_epoch})")
     if "refit_epochs" in info:
         console.print(f"final model: refit on all {len(info['refit_subjects'])} training "
                       f"subjects for {info['refit_epochs']} epochs")
