@@ -37,7 +37,10 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path,
     plt = _pyplot()
     ep = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ax1.plot(ep, [h["train_loss"] for h in history], "o-", color="tab:blue", label="train loss")
+    # The training loss is measured on augmented batches with the configured label smoothing,
+    # so it can sit above the (plain cross-entropy) validation loss.
+    ax1.plot(ep, [h["train_loss"] for h in history], "o-", color="tab:blue",
+             label="train loss (augmented, label-smoothed)")
     ax1.plot(ep, [h["val_loss"] for h in history], "s--", color="tab:orange",
              label="validation loss")
     ax1.set_xlabel("epoch")
