@@ -23,7 +23,7 @@ from harkit.evaluation.metrics import EvalReport, evaluate_predictions
 from harkit.models import HarModel, create_model
 from harkit.runs import RunDir
 from harkit.training.checkpoint import load_checkpoint, save_checkpoint
-from harkit.training.trainer import EpochResult, Trainer, predict_logits, seed_everything
+from harkit.training.trainer import EpochResult, Trainer, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +235,7 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
                         stopped_early=trainer.stopped_early, selection_done=trainer.done)
         if not trainer.done:
             run.update_info(status="stopped")
+            _plot_learning_curves(run, cfg, trainer.history)
             return RunResult(run.path, None, evaluate_run(run.path, "val", which=cfg.train.select,
                                                           dataset=data.dataset),
                              trainer.history, trainer.best_epoch, trainer.epoch, seconds, False)
@@ -244,6 +245,7 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
         dataset = None
     val_report = evaluate_run(run.path, "val", which=cfg.train.select, dataset=dataset)
     history = run.read_history()
+    _plot_learning_curves(run, cfg, history)
     best_epoch = int(info["best_epoch"])
     selected = best_epoch if cfg.train.select == "best" else int(info["epochs"])
 
@@ -275,6 +277,16 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
     test_report = evaluate_run(run.path, "test", dataset=dataset)
     return RunResult(run.path, test_report, val_report, history, best_epoch, selected, seconds,
                      True)
+
+
+def _plot_learning_curves(run: RunDir, cfg: ExperimentConfig,
+                          history: list[dict[str, Any]]) -> None:
+    """Draw the selection phase's learning curves once its history is complete (or stopped)."""
+    from harkit.viz import plot_history
+
+    if history:
+        plot_history(history, run.plots / "learning_curves.png",
+                     title=f"{cfg.model.name} on {cfg.data.dataset}")
 
 
 def prepare_refit_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] | None = None,
@@ -323,10 +335,12 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = N
 
     The checkpoint's own normaliser is applied, so each model sees its training preprocessing.
     """
+    from harkit.inference import Predictor
+
     run = RunDir.open(run_dir)
     cfg = run.config()
     path = run.model_checkpoint(cfg, which)
-    ckpt = load_checkpoint(path)
+    predictor = Predictor.from_checkpoint(path)  # the model with its own stored preprocessing
     ds = dataset if dataset is not None else _load(cfg)
     if split == "test":
         if "test" not in ds.splits:
@@ -336,22 +350,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = N
         raw = subject_holdout(ds.splits["train"], cfg.data.val_subjects or [])[1]
     else:
         raise ConfigError(f"split {split!r}: expected 'test' or 'val'")
-    from harkit.models import model_from_config
-
-    model = model_from_config(ckpt["model_config"])
-    model.load_state_dict(ckpt["weights"])
-    norm = normalizer_from_state(ckpt["preprocessing"]["normalizer"])
-    X = torch.from_numpy(np.ascontiguousarray(norm.transform(raw.X)))
-    pred = predict_logits(model, X).argmax(1).numpy()
-    report = evaluate_predictions(raw.y, pred, ds.classes, split=split)
+    report = evaluate_predictions(raw.y, predictor.predict(raw.X), ds.classes, split=split)
     report.save(run.path / ("metrics.json" if split == "test" else f"metrics_{split}.json"))
     if plots:
-        from harkit.viz import plot_confusion_matrix, plot_history
+        from harkit.viz import plot_confusion_matrix
 
-        history = run.read_history()
-        if history:
-            plot_history(history, run.plots / "learning_curves.png",
-                         title=f"{cfg.model.name} on {cfg.data.dataset}")
         suffix = "" if split == "test" else f"_{split}"
         plot_confusion_matrix(
             report.confusion, report.classes, run.plots / f"confusion_matrix{suffix}.png",
