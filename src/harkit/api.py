@@ -58,17 +58,22 @@ def prepare_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] | None 
     val_subjects = cfg.data.val_subjects or choose_val_subjects(
         full_train.subject_ids(), cfg.data.n_val_subjects, cfg.train.seed)
     train, val = subject_holdout(full_train, val_subjects)
-    if normalizer_state is not None:
-        norm = normalizer_from_state(normalizer_state)
-    else:
-        norm = make_normalizer(cfg.data.normalize).fit(train.X)
-
-    def tr(ws: WindowSet) -> WindowSet:
-        return WindowSet(norm.transform(ws.X), ws.y, ws.subjects)
-
+    norm = _normalizer(cfg, train, normalizer_state)
     test = ds.splits.get("test")
-    return PreparedData(ds, tr(train), tr(val), None if test is None else tr(test), norm,
-                        list(val_subjects))
+    return PreparedData(ds, _apply(norm, train), _apply(norm, val),
+                        None if test is None else _apply(norm, test), norm, list(val_subjects))
+
+
+def _normalizer(cfg: ExperimentConfig, train: WindowSet,
+                state: dict[str, Any] | None) -> Normalizer:
+    """Restore a checkpoint's normaliser, or fit a new one on ``train`` (training data only)."""
+    if state is not None:
+        return normalizer_from_state(state)
+    return make_normalizer(cfg.data.normalize).fit(train.X)
+
+
+def _apply(norm: Normalizer, ws: WindowSet) -> WindowSet:
+    return WindowSet(norm.transform(ws.X), ws.y, ws.subjects)
 
 
 def _tensors(ws: WindowSet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,9 +299,8 @@ def prepare_refit_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] |
     """All training subjects for the final fit, with the normaliser fitted on all of them."""
     ds = dataset if dataset is not None else _load(cfg)
     full = ds.splits["train"]
-    norm = (normalizer_from_state(normalizer_state) if normalizer_state is not None
-            else make_normalizer(cfg.data.normalize).fit(full.X))
-    train_ws = WindowSet(norm.transform(full.X), full.y, full.subjects)
+    norm = _normalizer(cfg, full, normalizer_state)
+    train_ws = _apply(norm, full)
     empty = train_ws.select(np.zeros(len(full), dtype=bool))
     return PreparedData(ds, train_ws, empty, None, norm, [])
 

@@ -70,11 +70,6 @@ class RunDir:
     def refit_last(self) -> Path:
         return self.checkpoints / "refit_last.pt"
 
-    @property
-    def final(self) -> Path:
-        """The refit model (a copy-free alias: the last refit epoch is the final model)."""
-        return self.refit_last
-
     def model_checkpoint(self, cfg: ExperimentConfig, which: str | None = None) -> Path:
         """The checkpoint that a run's test metrics and predictions use.
 
@@ -83,7 +78,7 @@ class RunDir:
         """
         if which is None:
             which = "final" if cfg.train.refit else cfg.train.select
-        paths = {"final": self.final, "best": self.best, "last": self.last}
+        paths = {"final": self.refit_last, "best": self.best, "last": self.last}
         if which not in paths:
             raise CheckpointError(f"checkpoint {which!r}: expected final, best or last")
         if which == "final" and not cfg.train.refit:
