@@ -54,14 +54,32 @@ def prepare_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] | None 
     """Load the dataset, carve validation subjects from training, fit the normaliser on the
     training part only (or restore ``normalizer_state``) and normalise every split."""
     ds = _load(cfg)
-    full_train = ds.splits["train"]
-    val_subjects = cfg.data.val_subjects or choose_val_subjects(
-        full_train.subject_ids(), cfg.data.n_val_subjects, cfg.train.seed)
-    train, val = subject_holdout(full_train, val_subjects)
+    train, val, val_subjects = _train_val(cfg, ds)
     norm = _normalizer(cfg, train, normalizer_state)
     test = ds.splits.get("test")
     return PreparedData(ds, _apply(norm, train), _apply(norm, val),
                         None if test is None else _apply(norm, test), norm, list(val_subjects))
+
+
+def _train_val(cfg: ExperimentConfig, ds: WindowedDataset
+               ) -> tuple[WindowSet, WindowSet, list[int]]:
+    """The training and validation windows: the dataset's own validation split when it
+    defines one (and no validation subjects are named), else validation subjects carved from
+    the training subjects."""
+    if "val" in ds.splits and not cfg.data.val_subjects:
+        return ds.splits["train"], ds.splits["val"], []
+    full_train = _all_training(ds)
+    val_subjects = cfg.data.val_subjects or choose_val_subjects(
+        full_train.subject_ids(), cfg.data.n_val_subjects, cfg.train.seed)
+    train, val = subject_holdout(full_train, val_subjects)
+    return train, val, list(val_subjects)
+
+
+def _all_training(ds: WindowedDataset) -> WindowSet:
+    """Every window the model may learn from: ``train`` plus a dataset-defined ``val``."""
+    if "val" not in ds.splits:
+        return ds.splits["train"]
+    return WindowSet.concat([ds.splits["train"], ds.splits["val"]])
 
 
 def _normalizer(cfg: ExperimentConfig, train: WindowSet,
@@ -298,7 +316,7 @@ def prepare_refit_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] |
                        dataset: WindowedDataset | None = None) -> PreparedData:
     """All training subjects for the final fit, with the normaliser fitted on all of them."""
     ds = dataset if dataset is not None else _load(cfg)
-    full = ds.splits["train"]
+    full = _all_training(ds)
     norm = _normalizer(cfg, full, normalizer_state)
     train_ws = _apply(norm, full)
     empty = train_ws.select(np.zeros(len(full), dtype=bool))
@@ -351,7 +369,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = N
             raise ConfigError(f"dataset {ds.name!r} has no test split")
         raw = ds.splits["test"]
     elif split == "val":
-        raw = subject_holdout(ds.splits["train"], cfg.data.val_subjects or [])[1]
+        raw = _train_val(cfg, ds)[1]
     else:
         raise ConfigError(f"split {split!r}: expected 'test' or 'val'")
     report = evaluate_predictions(raw.y, predictor.predict(raw.X), ds.classes, split=split)

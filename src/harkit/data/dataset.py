@@ -42,6 +42,13 @@ class WindowSet:
     def subject_ids(self) -> list[int]:
         return sorted(int(s) for s in np.unique(self.subjects))
 
+    @staticmethod
+    def concat(parts: list[WindowSet]) -> WindowSet:
+        """One WindowSet holding the windows of ``parts`` in order."""
+        return WindowSet(np.concatenate([p.X for p in parts]),
+                         np.concatenate([p.y for p in parts]),
+                         np.concatenate([p.subjects for p in parts]))
+
 
 @dataclass
 class WindowedDataset:

@@ -32,6 +32,9 @@ class Recording:
         subject: subject id.
         session: a name unique within the dataset (e.g. ``exp01_user01``).
         meta: free-form session metadata (experiment id, repetition, device, ...).
+        split: the dataset-defined split of this recording (``train``, ``val`` or ``test``)
+            when the dataset's standard protocol splits by session rather than by subject
+            (OPPORTUNITY); None when the split is by subject (``test_subjects``).
     """
 
     signal: np.ndarray
@@ -39,6 +42,7 @@ class Recording:
     subject: int
     session: str
     meta: dict[str, Any] = field(default_factory=dict)
+    split: str | None = None
 
     def __post_init__(self) -> None:
         if self.signal.ndim != 2:
@@ -47,6 +51,9 @@ class Recording:
         if self.labels.shape != (len(self.signal),):
             raise ValueError(f"{self.session}: {len(self.labels)} labels for "
                              f"{len(self.signal)} samples")
+        if self.split not in (None, "train", "val", "test"):
+            raise ValueError(f"{self.session}: split {self.split!r}, expected train, val, "
+                             "test or None")
 
     def __len__(self) -> int:
         return len(self.signal)
@@ -155,6 +162,33 @@ class RecordingDataset:
     def subject_ids(self) -> list[int]:
         return sorted({r.subject for r in self.recordings})
 
+    def split_recordings(self, test_subjects: list[int] | None = None
+                         ) -> dict[str, list[Recording]]:
+        """Assign whole recordings to splits, before any windowing.
+
+        ``test_subjects`` (a subject-wise split) wins; else the recordings' own dataset-defined
+        ``split`` (session-wise protocols such as OPPORTUNITY's); else the dataset's
+        ``test_subjects``.
+        """
+        if test_subjects is None and any(r.split is not None for r in self.recordings):
+            unassigned = [r.session for r in self.recordings if r.split is None]
+            if unassigned:
+                raise ConfigError(f"{self.name}: recordings {unassigned[:3]} have no "
+                                  "dataset-defined split; set data.test_subjects")
+            parts = {k: [r for r in self.recordings if r.split == k]
+                     for k in ("train", "val", "test")}
+            return {k: v for k, v in parts.items() if v or k != "val"}
+        test = test_subjects if test_subjects is not None else self.test_subjects
+        if not test:
+            raise ConfigError(f"dataset {self.name!r} defines no test subjects; set "
+                              "data.test_subjects")
+        unknown = sorted(set(test) - set(self.subject_ids()))
+        if unknown:
+            raise ConfigError(f"data.test_subjects: {unknown} are not subjects of {self.name} "
+                              f"({self.subject_ids()})")
+        return {"train": [r for r in self.recordings if r.subject not in test],
+                "test": [r for r in self.recordings if r.subject in test]}
+
     def to_windows(self, window: int | None = None, hop: int | None = None,
                    label_policy: str = "majority", min_labeled: float = 0.5,
                    min_purity: float = 0.0,
@@ -164,22 +198,15 @@ class RecordingDataset:
         Args:
             window, hop: in samples (default: the dataset's).
             label_policy, min_labeled, min_purity: see :func:`window_recordings`.
-            test_subjects: override the dataset-defined test subjects.
+            test_subjects: override the dataset-defined split with these test subjects.
+
+        Returns:
+            windows with ``train`` and ``test`` splits, and ``val`` when the dataset defines
+            validation recordings (then used instead of carving validation subjects).
         """
         window = window or self.window
         hop = hop or self.hop
-        test = test_subjects if test_subjects is not None else self.test_subjects
-        if not test:
-            raise ConfigError(f"dataset {self.name!r} defines no test subjects; set "
-                              "data.test_subjects")
-        unknown = sorted(set(test) - set(self.subject_ids()))
-        if unknown:
-            raise ConfigError(f"data.test_subjects: {unknown} are not subjects of {self.name} "
-                              f"({self.subject_ids()})")
-        parts = {
-            "train": [r for r in self.recordings if r.subject not in test],
-            "test": [r for r in self.recordings if r.subject in test],
-        }
+        parts = self.split_recordings(test_subjects)
         splits = {}
         for split, recs in parts.items():
             ws, _, _ = window_recordings(recs, window, hop, len(self.classes), label_policy,
