@@ -327,22 +327,43 @@ def _load(cfg: ExperimentConfig) -> WindowedDataset:
     """The configured dataset as windows with train / test splits (continuous sources are
     split by subject first and windowed per recording)."""
     d = cfg.data
-    fixed = [k for k in ("window", "hop", "test_subjects") if getattr(d, k) is not None]
+    fixed = [k for k in ("window", "hop", "overlap", "sampling_rate") if getattr(d, k) is not None]
     if fixed and not DATASETS.get(d.dataset).tags.get("continuous"):
-        raise ConfigError(f"data.{fixed[0]}: {d.dataset!r} comes as fixed windows with an "
-                          "official split; window, hop and test_subjects apply to "
-                          "continuous datasets only")
+        raise ConfigError(f"data.{fixed[0]}: {d.dataset!r} comes as fixed windows; window, hop, "
+                          "overlap and sampling_rate apply to continuous datasets only")
     ds = load_dataset(d.dataset, data_dir=d.data_dir, **d.options)
     if isinstance(ds, RecordingDataset):
-        windowed = ds.to_windows(d.window, d.hop, d.label_policy, d.min_labeled, d.min_purity,
+        if d.sampling_rate is not None:
+            ds = ds.resample(d.sampling_rate)
+        window, hop = window_and_hop(d, ds.sampling_rate, ds.window, ds.hop)
+        windowed = ds.to_windows(window, hop, d.label_policy, d.min_labeled, d.min_purity,
                                  d.test_subjects)
     else:
-        windowed = ds
+        windowed = ds if d.test_subjects is None else ds.resplit(d.test_subjects)
     if d.channels:
         windowed = windowed.select_channels(d.channels)
     if "train" not in windowed.splits:
         raise ConfigError(f"dataset {windowed.name!r} has no 'train' split")
     return windowed
+
+
+def window_and_hop(d: Any, rate: float, default_window: int, default_hop: int) -> tuple[int, int]:
+    """Window and hop in samples from ``data.window`` / ``data.hop`` / ``data.overlap``
+    (sample counts or durations), falling back to the dataset's customary ones."""
+    from harkit.data.windowing import to_samples
+
+    window = to_samples(d.window, rate, "data.window") if d.window is not None else default_window
+    if d.hop is not None and d.overlap is not None:
+        raise ConfigError("data.hop and data.overlap: set one of them, not both")
+    if d.overlap is not None:
+        if not 0.0 <= d.overlap < 1.0:
+            raise ConfigError(f"data.overlap={d.overlap}: expected a fraction in [0, 1)")
+        return window, max(1, round(window * (1.0 - d.overlap)))
+    if d.hop is not None:
+        return window, to_samples(d.hop, rate, "data.hop")
+    if d.window is not None:  # a custom window with the dataset's overlap ratio
+        return window, max(1, round(window * default_hop / default_window))
+    return window, default_hop
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = None,
@@ -372,8 +393,17 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = N
         raw = _train_val(cfg, ds)[1]
     else:
         raise ConfigError(f"split {split!r}: expected 'test' or 'val'")
-    report = evaluate_predictions(raw.y, predictor.predict(raw.X), ds.classes, split=split)
+    y_pred = predictor.predict(raw.X)
+    report = evaluate_predictions(raw.y, y_pred, ds.classes, split=split, subjects=raw.subjects)
     report.save(run.path / ("metrics.json" if split == "test" else f"metrics_{split}.json"))
+    if split == "test":  # per-window predictions, for pooled cross-validation scores
+        import io
+
+        from harkit.io import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez(buf, y_true=raw.y, y_pred=y_pred, subjects=raw.subjects)
+        atomic_write_bytes(run.path / "test_predictions.npz", buf.getvalue())
     if plots:
         from harkit.viz import plot_confusion_matrix
 

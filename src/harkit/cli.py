@@ -96,6 +96,83 @@ def train(
 
 
 @app.command()
+def cv(
+    dataset: Annotated[str | None, typer.Option(help="registered dataset (harkit datasets)")] = None,
+    model: Annotated[str | None, typer.Option(help="registered model (harkit models)")] = None,
+    protocol: Annotated[str, typer.Option(
+        help="loso (leave one subject out), kfold (--folds folds of subjects) or holdout (the "
+             "dataset's own split)")] = "loso",
+    folds: Annotated[int, typer.Option(help="number of folds for kfold")] = 5,
+    subjects: Annotated[str | None, typer.Option(
+        help="only run the folds holding out these subjects, e.g. 1,5,9")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML experiment config")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="override any config field: --set train.epochs=10")] = None,
+    epochs: Annotated[int | None, typer.Option(help="shortcut for --set train.epochs=N")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="local dataset mirror directory or URL")
+                        ] = None,
+    run_root: Annotated[str | None, typer.Option(help="where the cv directory goes")] = None,
+    name: Annotated[str | None, typer.Option(help="cv directory name")] = None,
+    resume: Annotated[Path | None, typer.Option(help="continue this cv directory")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every epoch")] = False,
+) -> None:
+    """Cross-validate over subjects: each fold holds out whole subjects, trains a full run on
+    the rest (validation subjects carved from them) and tests once; prints per-fold and
+    per-subject scores with mean +/- std and writes tables and plots."""
+    _setup_logging(verbose or not (progress and err.is_terminal))
+    logging.getLogger("harkit.cv").setLevel(logging.INFO)
+    from harkit.cv import cross_validate
+
+    overrides: list[str] = []
+    for key, value in (("data.dataset", dataset), ("model.name", model),
+                       ("train.epochs", epochs), ("data.data_dir", data_dir),
+                       ("run_root", run_root), ("name", name)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    overrides += set_ or []
+    if resume is not None and (config is not None or overrides):
+        raise HarkitError("--resume continues a cv directory with its stored settings; drop "
+                          "the other options")
+    try:
+        only = [int(s) for s in subjects.split(",")] if subjects else None
+    except ValueError:
+        raise HarkitError(f"--subjects {subjects!r}: expected comma-separated subject ids") from None
+    r = cross_validate(config, overrides=overrides, protocol=protocol, folds=folds,
+                       subjects=only, resume=resume, progress=progress and console.is_terminal,
+                       command=["harkit", *sys.argv[1:]])
+    has_null = any("macro_f1_without_null" in f for f in r.folds)
+    t = Table(title=f"{r.protocol}: {len(r.folds)} folds")
+    cols = ["fold", "test subjects", "windows", "accuracy", "macro F1", "weighted F1"]
+    keys = ["accuracy", "macro_f1", "weighted_f1"]
+    if has_null:
+        cols.append("macro F1 w/o NULL")
+        keys.append("macro_f1_without_null")
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("fold", "test subjects") else "right")
+    for f in r.folds:
+        t.add_row(f["fold"], f["test_subjects"], str(f["n_windows"]),
+                  *(f"{f[k]:.4f}" for k in keys))
+    t.add_row("mean +/- std", "", "", *(f"{r.summary[k]['mean']:.4f} +/- {r.summary[k]['std']:.4f}"
+                                        for k in keys), style="bold")
+    console.print(t)
+    if len(r.subjects) > len(r.folds):  # several subjects per fold: show them one by one
+        st = Table(title="per test subject")
+        for c in ("subject", "fold", "windows", "accuracy", "macro F1"):
+            st.add_column(c, justify="right")
+        for s in sorted(r.subjects, key=lambda s: s["subject"]):
+            st.add_row(str(s["subject"]), s["fold"], str(s["n_windows"]), f"{s['accuracy']:.4f}",
+                       f"{s['macro_f1']:.4f}")
+        console.print(st)
+    console.print("mean +/- std over folds: " + ", ".join(
+        f"{k.replace('_', ' ').replace('f1', 'F1')} {r.summary[k]['mean']:.4f} +/- "
+        f"{r.summary[k]['std']:.4f}" for k in keys), soft_wrap=True)
+    console.print(f"pooled over all test windows: accuracy {r.pooled.accuracy:.4f}, macro F1 "
+                  f"{r.pooled.macro_f1:.4f}")
+    console.print(f"cv directory: {r.cv_dir} (folds.csv, subjects.csv, summary.json, plots/)")
+
+
+@app.command()
 def evaluate(
     run: Annotated[Path, typer.Argument(help="run directory")],
     split: Annotated[str, typer.Option(help="test or val")] = "test",

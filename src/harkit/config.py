@@ -38,8 +38,13 @@ class DataConfig:
     channels: list[str] | None = None  # subset of the dataset's channels, in this order
     options: dict[str, Any] = field(default_factory=dict)  # source options: hapt activities=12
     # Continuous sources (recordings): split by subject first, then window each recording.
-    window: int | None = None  # samples per window (default: the dataset's customary one)
-    hop: int | None = None  # samples between window starts (default: the dataset's)
+    # Window length and hop: an integer number of samples, or a duration string ("2.56s",
+    # "500ms"); default: the dataset's customary window. `overlap` (a fraction in [0, 1)) is
+    # an alternative to `hop`.
+    window: int | str | None = None
+    hop: int | str | None = None
+    overlap: float | None = None
+    sampling_rate: float | None = None  # resample every recording to this rate (anti-aliased)
     label_policy: str = "majority"  # window label: majority | last | centre
     min_labeled: float = 0.5  # drop windows with a smaller fraction of labelled samples
     min_purity: float = 0.0  # drop windows whose majority class covers less (1.0: pure only)

@@ -84,6 +84,23 @@ class WindowedDataset:
     def n_classes(self) -> int:
         return len(self.classes)
 
+    def resplit(self, test_subjects: list[int]) -> WindowedDataset:
+        """Pool every split and hold out ``test_subjects`` as the test split (a subject-wise
+        protocol on a pre-windowed dataset; valid because its windows never mix subjects)."""
+        pooled = WindowSet.concat(list(self.splits.values()))
+        present = set(pooled.subject_ids())
+        unknown = sorted(set(test_subjects) - present)
+        if unknown:
+            raise ConfigError(f"data.test_subjects: {unknown} are not subjects of {self.name} "
+                              f"({sorted(present)})")
+        mask = np.isin(pooled.subjects, list(test_subjects))
+        if mask.all():
+            raise ConfigError("data.test_subjects: every subject would be in the test split")
+        return WindowedDataset(self.name, list(self.channels), list(self.classes),
+                               self.sampling_rate, self.hop,
+                               {"train": pooled.select(~mask), "test": pooled.select(mask)},
+                               dict(self.units), self.description)
+
     def select_channels(self, names: list[str]) -> WindowedDataset:
         """A copy keeping only the channels ``names``, in that order."""
         missing = [n for n in names if n not in self.channels]

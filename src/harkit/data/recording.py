@@ -162,6 +162,22 @@ class RecordingDataset:
     def subject_ids(self) -> list[int]:
         return sorted({r.subject for r in self.recordings})
 
+    def resample(self, to_hz: float) -> RecordingDataset:
+        """A copy with every recording resampled to ``to_hz`` (anti-aliased; labels taken
+        from the nearest original sample). The customary window keeps its duration."""
+        from dataclasses import replace
+
+        from harkit.data.resample import resample_recording
+
+        if abs(to_hz - self.sampling_rate) < 1e-9:
+            return self
+        ratio = to_hz / self.sampling_rate
+        return replace(self, sampling_rate=float(to_hz),
+                       recordings=[resample_recording(r, self.sampling_rate, to_hz)
+                                   for r in self.recordings],
+                       window=max(1, round(self.window * ratio)),
+                       hop=max(1, round(self.hop * ratio)))
+
     def split_recordings(self, test_subjects: list[int] | None = None
                          ) -> dict[str, list[Recording]]:
         """Assign whole recordings to splits, before any windowing.

@@ -46,3 +46,35 @@ def window_starts(n_time: int, window: int, hop: int) -> np.ndarray:
     if n_time < window:
         return np.empty(0, dtype=np.int64)
     return np.arange(0, n_time - window + 1, hop, dtype=np.int64)
+
+
+def to_samples(value: int | str, rate: float, field: str = "data.window") -> int:
+    """A window length or hop in samples: ``value`` is a sample count (``128``, ``"128"``) or a
+    duration (``"2.56s"``, ``"500ms"``) converted at ``rate`` samples per second.
+
+    Example:
+        >>> to_samples("2.56s", 50.0), to_samples("500ms", 30.0), to_samples(64, 50.0)
+        (128, 15, 64)
+    """
+    from harkit.errors import ConfigError
+
+    if isinstance(value, bool):
+        raise ConfigError(f"{field}: expected a sample count or a duration, got {value!r}")
+    if isinstance(value, int):
+        n = value
+    else:
+        text = str(value).strip().lower()
+        try:
+            if text.endswith("ms"):
+                n = round(float(text[:-2]) * rate / 1000.0)
+            elif text.endswith("s"):
+                n = round(float(text[:-1]) * rate)
+            else:
+                n = int(text)
+        except ValueError:
+            raise ConfigError(f"{field}: {value!r} is neither a sample count (128) nor a "
+                              "duration (2.56s, 500ms)") from None
+    if n <= 0:
+        raise ConfigError(f"{field}: {value!r} is {n} samples at {rate:g} Hz; it must be at "
+                          "least one sample")
+    return n

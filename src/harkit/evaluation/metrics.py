@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,13 @@ class EvalReport:
     per_class: dict[str, dict[str, float]]
     confusion: list[list[int]]
     confusion_normalized: list[list[float]]
+    # With a NULL class (OPPORTUNITY, Skoda): macro F1 over the other classes, and accuracy on
+    # windows whose true class is not NULL. None when the dataset has no NULL class.
+    null_class: str | None = None
+    macro_f1_without_null: float | None = None
+    accuracy_without_null: float | None = None
+    # subject id (as a string, for JSON) -> {"n_windows", "accuracy", "macro_f1"}
+    per_subject: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,9 +59,28 @@ class EvalReport:
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+NULL_NAMES = ("null", "null_class", "none", "other")
+
+
+def find_null_class(classes: list[str]) -> int | None:
+    """Index of the NULL (background) class, recognised by name, or None.
+
+    Example:
+        >>> find_null_class(["NULL", "open door"]), find_null_class(["walk", "run"])
+        (0, None)
+    """
+    for i, c in enumerate(classes):
+        if c.strip().lower() in NULL_NAMES:
+            return i
+    return None
+
+
 def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str],
-                         split: str = "test") -> EvalReport:
+                         split: str = "test", subjects: np.ndarray | None = None) -> EvalReport:
     """Compute the full report for class indices ``y_true`` vs ``y_pred``.
+
+    With ``subjects`` (one id per window) the report also scores each subject separately;
+    with a NULL class (see :func:`find_null_class`) it also reports scores without it.
 
     Example:
         >>> r = evaluate_predictions(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ["a", "b"])
@@ -74,7 +100,25 @@ def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray, classes: list[s
             "support": int(s[i])}
         for i, c in enumerate(classes)
     }
+    null = find_null_class(classes)
+    f1_nn = acc_nn = None
+    if null is not None:
+        others = [i for i in labels if i != null]
+        f1_nn = float(f1_score(y_true, y_pred, labels=others, average="macro", zero_division=0))
+        keep = y_true != null
+        acc_nn = float(np.mean(y_pred[keep] == y_true[keep])) if keep.any() else 0.0
+    per_subject = {}
+    if subjects is not None:
+        for subj in np.unique(subjects):
+            m = subjects == subj
+            per_subject[str(int(subj))] = {
+                "n_windows": int(m.sum()), "accuracy": float(np.mean(y_true[m] == y_pred[m])),
+                "macro_f1": float(f1_score(y_true[m], y_pred[m], average="macro",
+                                           labels=np.unique(y_true[m]), zero_division=0)),
+            }
     return EvalReport(
+        null_class=None if null is None else classes[null], macro_f1_without_null=f1_nn,
+        accuracy_without_null=acc_nn, per_subject=per_subject,
         split=split, n_windows=len(y_true), accuracy=acc,
         macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
         weighted_f1=float(f1_score(y_true, y_pred, labels=labels, average="weighted",
@@ -88,9 +132,11 @@ def report_table(report: EvalReport) -> Any:
     """A Rich table: per-class precision/recall/F1/support and the overall scores."""
     from rich.table import Table
 
-    t = Table(title=f"{report.split}: {report.n_windows} windows — accuracy "
-                    f"{report.accuracy:.4f}, macro F1 {report.macro_f1:.4f}, "
-                    f"weighted F1 {report.weighted_f1:.4f}")
+    title = (f"{report.split}: {report.n_windows} windows — accuracy {report.accuracy:.4f}, "
+             f"macro F1 {report.macro_f1:.4f}, weighted F1 {report.weighted_f1:.4f}")
+    if report.macro_f1_without_null is not None:
+        title += f"; without {report.null_class}: macro F1 {report.macro_f1_without_null:.4f}"
+    t = Table(title=title)
     for col in ("class", "precision", "recall", "F1", "support"):
         t.add_column(col, justify="left" if col == "class" else "right")
     for c, m in report.per_class.items():

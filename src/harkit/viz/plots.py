@@ -94,3 +94,23 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]], classes: Sequence[
                     fontsize=7, color="white" if cmn[i, j] > 0.5 else "black")
     ax.set_title(title or "confusion matrix (row-normalised; counts in brackets)")
     return _save(fig, Path(path))
+
+
+def plot_folds(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Accuracy and macro F1 of every cross-validation fold as grouped bars, with the mean
+    of each as a dashed line (folds labelled by their test subjects)."""
+    plt = _pyplot()
+    names = [str(r.get("test_subjects", r.get("fold", i))) for i, r in enumerate(rows)]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(rows) + 3), 4))
+    for off, key, label, colour in ((-0.2, "accuracy", "accuracy", "tab:blue"),
+                                    (0.2, "macro_f1", "macro F1", "tab:orange")):
+        vals = np.array([float(r[key]) for r in rows])
+        ax.bar(x + off, vals, width=0.4, label=f"{label} (mean {vals.mean():.3f})", color=colour)
+        ax.axhline(vals.mean(), color=colour, linestyle="--", linewidth=1)
+    ax.set_xticks(x, names, rotation=90 if len(rows) > 12 else 0)
+    ax.set_xlabel("test subjects of the fold")
+    ax.set_ylim(max(0.0, min(float(r["macro_f1"]) for r in rows) - 0.1), 1.0)
+    ax.legend(loc="lower right")
+    ax.set_title(title)
+    return _save(fig, Path(path))
