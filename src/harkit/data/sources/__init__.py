@@ -15,6 +15,7 @@ AnyDataset = WindowedDataset | RecordingDataset
 DATASETS: Registry[AnyDataset] = Registry("dataset")
 
 # Sources register themselves on import.
+from harkit.data.sources import custom as _custom  # noqa: E402,F401
 from harkit.data.sources import hapt as _hapt  # noqa: E402,F401
 from harkit.data.sources import uci_har as _uci_har  # noqa: E402,F401
 
