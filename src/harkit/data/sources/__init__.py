@@ -15,9 +15,15 @@ AnyDataset = WindowedDataset | RecordingDataset
 DATASETS: Registry[AnyDataset] = Registry("dataset")
 
 # Sources register themselves on import.
+from harkit.data.sources import berkeley_mhad as _berkeley_mhad  # noqa: E402,F401
 from harkit.data.sources import custom as _custom  # noqa: E402,F401
 from harkit.data.sources import hapt as _hapt  # noqa: E402,F401
+from harkit.data.sources import opportunity as _opportunity  # noqa: E402,F401
+from harkit.data.sources import pamap2 as _pamap2  # noqa: E402,F401
+from harkit.data.sources import skoda as _skoda  # noqa: E402,F401
+from harkit.data.sources import ts as _ts  # noqa: E402,F401
 from harkit.data.sources import uci_har as _uci_har  # noqa: E402,F401
+from harkit.data.sources import wisdm as _wisdm  # noqa: E402,F401
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None,
