@@ -19,7 +19,7 @@ from harkit.data.sources.berkeley_mhad import (
     clean_times,
     parse_archive,
 )
-from harkit.errors import DataFormatError, DatasetNotFoundError
+from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 T_BASE = 1309539264.0
 # Per sensor: first-sample offset (s) and sample rate (Hz) -- unequal on purpose, as in the
@@ -267,3 +267,19 @@ def test_real_windows_are_subject_disjoint(real: RecordingDataset) -> None:
     assert train.X.shape[1:] == (45, 18) and len(train) > 4000 and len(test) > 3000
     assert sorted(np.unique(test.y).tolist()) == list(range(11))
     assert np.isfinite(train.X).all() and np.abs(train.X).max() <= 2.0
+
+
+def test_whole_trials_as_one_window_each(tmp_path: Path) -> None:
+    write_mhad_fixture(tmp_path / "berkeley-mhad")
+    base = load_dataset("berkeley-mhad", data_dir=tmp_path)
+    ds = load_dataset("berkeley-mhad", data_dir=tmp_path, trial_length=32)
+    assert isinstance(ds, RecordingDataset) and isinstance(base, RecordingDataset)
+    assert ds.window == ds.hop == 32 and len(ds.recordings) == len(base.recordings)
+    for a, b in zip(base.recordings, ds.recordings, strict=True):
+        assert b.signal.shape == (32, 18) and (b.labels == a.labels[0]).all()
+        # first and last samples are the trial's own, the middle is interpolated in time
+        np.testing.assert_allclose(b.signal[[0, -1]], a.signal[[0, -1]], rtol=1e-6)
+    w = ds.to_windows(test_subjects=[8, 9])
+    assert len(w.splits["train"]) + len(w.splits["test"]) == len(ds.recordings)
+    with pytest.raises(ConfigError, match="trial_length"):
+        load_dataset("berkeley-mhad", data_dir=tmp_path, trial_length=2)

@@ -270,13 +270,19 @@ def _load_cached(path: Path) -> list[Recording]:
     kind="wearable", continuous=True, subjects=12, classes=11,
 )
 def load_berkeley_mhad(data_dir: str | os.PathLike[str] | None = None, rate: float = RATE,
-                       use_cache: bool = True) -> RecordingDataset:
+                       trial_length: int | None = None, use_cache: bool = True
+                       ) -> RecordingDataset:
     """Load Berkeley MHAD's accelerometers as 658 trials of 18 channels on a common time grid.
 
     Args:
         data_dir: local mirror directory or URL (else ``HARKIT_DATA_DIR``, else the cache).
             The dataset is distributed on request only, so there is no automatic download.
         rate: rate in Hz of the grid every trial's six sensors are interpolated onto.
+        trial_length: classify whole trials instead of windows: every trial is stretched or
+            shrunk (linear interpolation in time) to this many samples and becomes exactly one
+            window. Trials last 1-15 s, so the time axis is warped by the trial's duration;
+            composite actions (sit down then stand up) stay whole instead of being cut into
+            pieces that look like their halves.
 
     Returns:
         a :class:`RecordingDataset` (one recording per trial, every sample labelled with
@@ -304,9 +310,26 @@ def load_berkeley_mhad(data_dir: str | os.PathLike[str] | None = None, rate: flo
     hop = max(1, round(HOP * rate / RATE))
     recs = cached_parse(f"berkeley-mhad-{rate:g}hz", CACHE_VERSION, src,
                         partial(parse_archive, rate=rate), _save, _load_cached, use_cache)
+    if trial_length is not None:
+        if not (isinstance(trial_length, int) and trial_length >= 8):
+            raise ConfigError(f"berkeley-mhad: trial_length={trial_length!r}, expected an "
+                              "integer number of samples >= 8")
+        recs = [_stretch(r, trial_length) for r in recs]
+        window = hop = trial_length
     where = ", ".join(f"{h} {loc}" for h, loc in SENSOR_LOCATIONS.items())
     return RecordingDataset(
         "berkeley-mhad", list(CHANNELS), list(CLASSES), rate, recs, window=window, hop=hop,
         test_subjects=list(TEST_SUBJECTS), units=dict(UNITS),
         description=f"Berkeley MHAD accelerometers ({where}), aligned to {rate:g} Hz",
     )
+
+
+def _stretch(rec: Recording, length: int) -> Recording:
+    """The trial linearly interpolated to ``length`` samples over its whole duration."""
+    n = len(rec)
+    src = np.arange(n, dtype=np.float64)
+    dst = np.linspace(0.0, n - 1, length)
+    sig = np.stack([np.interp(dst, src, rec.signal[:, c]) for c in range(rec.signal.shape[1])],
+                   axis=1).astype(np.float32)
+    return Recording(sig, np.full(length, rec.labels[0], dtype=np.int64), rec.subject,
+                     rec.session, {**rec.meta, "duration_samples": n})
