@@ -349,7 +349,7 @@ def load_csv(data_dir: str | os.PathLike[str] | None = None, label_column: str =
         if not rates:
             raise ConfigError("csv: no time column to infer the sampling rate from; add a "
                               "timestamp column (seconds) or set data.options.sampling_rate")
-        rate = float(np.median([r for _, r in rates]))
+        rate = float(f"{np.median([r for _, r in rates]):.6g}")  # 50.000000001 -> 50
         off = [(p, r) for p, r in rates if abs(r - rate) > 0.02 * rate]
         if off:
             raise DataFormatError(off[0][0], f"sampled at {off[0][1]:.3g} Hz while most files are "
