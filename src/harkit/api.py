@@ -413,3 +413,46 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = N
             title=f"{cfg.model.name} on {cfg.data.dataset} ({split}, {path.stem} model): "
                   f"accuracy {report.accuracy:.3f}, macro F1 {report.macro_f1:.3f}")
     return report
+
+
+def evaluate_ensemble(run_dirs: list[str | Path], split: str = "test",
+                      weights: list[float] | None = None, output: str | Path | None = None
+                      ) -> EvalReport:
+    """Evaluate the average of several runs' final models on ``split`` of the first run's
+    dataset (``test``, or ``val`` for the first run's validation subjects).
+
+    With ``output``, the report (``metrics.json``), the per-window predictions and the
+    confusion matrix plot are written there.
+    """
+    from harkit.inference import EnsemblePredictor
+
+    if len(run_dirs) < 2:
+        raise ConfigError("an ensemble needs at least two runs")
+    runs = [RunDir.open(r) for r in run_dirs]
+    cfg = runs[0].config()
+    for r in runs[1:]:
+        other = r.config()
+        if (other.data.dataset, other.data.test_subjects) != (cfg.data.dataset,
+                                                              cfg.data.test_subjects):
+            raise ConfigError(f"{r.path}: trained on {other.data.dataset} with test subjects "
+                              f"{other.data.test_subjects}, {runs[0].path} on {cfg.data.dataset} "
+                              f"with {cfg.data.test_subjects}; an ensemble is scored on one split")
+    ens = EnsemblePredictor.from_runs([r.path for r in runs], weights)
+    ds = _load(cfg)
+    raw = ds.splits["test"] if split == "test" else _train_val(cfg, ds)[1]
+    y_pred = ens.predict(raw.X)
+    report = evaluate_predictions(raw.y, y_pred, ds.classes, split=f"{split} (ensemble of "
+                                  f"{len(runs)})", subjects=raw.subjects)
+    if output is not None:
+        from harkit.io import atomic_write_text
+        from harkit.viz import plot_confusion_matrix
+
+        out = Path(output)
+        out.mkdir(parents=True, exist_ok=True)
+        report.save(out / "metrics.json")
+        atomic_write_text(out / "members.txt", "".join(f"{r.path}\n" for r in runs))
+        plot_confusion_matrix(report.confusion, report.classes, out / "confusion_matrix.png",
+                              title=f"ensemble of {len(runs)} on {cfg.data.dataset} ({split}): "
+                                    f"accuracy {report.accuracy:.3f}, macro F1 "
+                                    f"{report.macro_f1:.3f}")
+    return report

@@ -189,6 +189,28 @@ def evaluate(
 
 
 @app.command()
+def ensemble(
+    runs: Annotated[list[Path], typer.Argument(help="two or more run directories")],
+    split: Annotated[str, typer.Option(help="test or val")] = "test",
+    weights: Annotated[str | None, typer.Option(help="comma-separated weight per run")] = None,
+    output: Annotated[Path | None, typer.Option(help="write metrics.json and the confusion "
+                                                     "plot here")] = None,
+) -> None:
+    """Evaluate several runs together: their final models' class probabilities averaged."""
+    _setup_logging(False)
+    from harkit.api import evaluate_ensemble
+
+    try:
+        w = [float(v) for v in weights.split(",")] if weights else None
+    except ValueError:
+        raise HarkitError(f"--weights {weights!r}: expected comma-separated numbers") from None
+    report = evaluate_ensemble(list(runs), split=split, weights=w, output=output)
+    _print_report(report)
+    if output is not None:
+        console.print(f"report and plot: {output}")
+
+
+@app.command()
 def predict(
     run: Annotated[Path, typer.Argument(help="run directory (or a checkpoint .pt file)")],
     file: Annotated[Path, typer.Argument(help="CSV of raw samples: a header naming the "
