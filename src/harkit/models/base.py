@@ -16,6 +16,9 @@ class HarModel(nn.Module):
     """
 
     registry_name: str = ""
+    # True for models whose fit_init is the whole training (a closed-form head): the Trainer
+    # then runs no gradient steps and records the fit as a single epoch.
+    closed_form: bool = False
 
     def __init__(self, n_channels: int, n_classes: int, window_len: int, **hparams: Any) -> None:
         super().__init__()
@@ -37,6 +40,17 @@ class HarModel(nn.Module):
             "window_len": self.window_len,
             **self.hparams,
         }
+
+    def fit_init(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Data-dependent initialisation, called once by the Trainer before the first epoch of
+        a fresh (not resumed) fit with the normalised, un-augmented training windows ``X``
+        ``(N, time, channels)`` and class indices ``y`` ``(N,)``. Fixed state set here must
+        live in buffers or parameters, so checkpoints carry it.
+
+        Returns None, or the training logits ``(N, n_classes)`` when they were computed on the
+        way (a closed-form fit does), so the Trainer need not predict them again.
+        """
+        return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -138,6 +138,11 @@ class Trainer:
             final fit without validation (no selection, no early stopping).
         augment: optional callable ``(x, generator) -> x`` applied to training batches.
         callbacks: called as ``cb(trainer, result)`` after every epoch (checkpointing, logging).
+
+    Before the first epoch of a fresh fit the model's ``fit_init(X, y)`` hook sees the
+    (un-augmented) training windows; a resumed fit restores its result from the checkpoint
+    instead. A ``closed_form`` model's fit_init is the whole training: it is recorded as one
+    epoch (validated, checkpointed by the callbacks) and the fit is then done.
     """
 
     def __init__(self, model: nn.Module, cfg: TrainConfig,
@@ -158,6 +163,8 @@ class Trainer:
         self.augment = augment
         self.callbacks = list(callbacks or [])
         self.n_classes = int(getattr(model, "n_classes", int(self.y.max()) + 1))
+        self.closed_form = bool(getattr(model, "closed_form", False))
+        self.initialised = False  # fit_init has run (or its result was restored)
         # A final batch of one window is dropped (BatchNorm cannot train on it); with
         # shuffling a different window sits out each epoch.
         full, rest = divmod(len(self.X), cfg.batch_size)
@@ -166,7 +173,7 @@ class Trainer:
         self.scheduler = _make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.ema: torch.optim.swa_utils.AveragedModel | None = None
-        if cfg.ema_decay is not None:
+        if cfg.ema_decay is not None and not self.closed_form:
             self.ema = torch.optim.swa_utils.AveragedModel(
                 self.model, multi_avg_fn=_ema_with_warmup(cfg.ema_decay), use_buffers=True)
         weight = None
@@ -218,13 +225,15 @@ class Trainer:
         self.best_epoch = int(state["best_epoch"])
         self.bad_epochs = int(state["bad_epochs"])
         self.stopped_early = bool(state.get("stopped_early", False))
+        self.initialised = True  # the checkpoint's buffers hold fit_init's result
         self.generator.set_state(state["rng"]["generator"])
         torch.set_rng_state(state["rng"]["torch"])
 
     # -- loop ------------------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        return self.epoch >= self.cfg.epochs or self.stopped_early
+        return (self.epoch >= self.cfg.epochs or self.stopped_early
+                or (self.closed_form and self.epoch >= 1))
 
     def fit(self, stop_after: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
         """Train until ``cfg.epochs`` (or early stopping); ``stop_after`` epochs at most now.
@@ -234,13 +243,20 @@ class Trainer:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         done_now = 0
+        total = 1 if self.closed_form else self.cfg.epochs * self.steps_per_epoch
         with Progress("[progress.description]{task.description}", BarColumn(),
                       MofNCompleteColumn(), TimeElapsedColumn(), "{task.fields[info]}",
                       disable=not progress, transient=False) as bar:
-            task = bar.add_task("training", total=self.cfg.epochs * self.steps_per_epoch,
-                                completed=self.epoch * self.steps_per_epoch, info="")
+            task = bar.add_task("training", total=total,
+                                completed=min(self.epoch * self.steps_per_epoch, total), info="")
             while not self.done and (stop_after is None or done_now < stop_after):
-                result = self._train_epoch(lambda: bar.advance(task))
+                if self.closed_form:
+                    result = self._closed_form_fit()
+                    bar.advance(task)
+                else:
+                    if not self.initialised:
+                        self._fit_init()
+                    result = self._train_epoch(lambda: bar.advance(task))
                 done_now += 1
                 info = f"loss {result.train_loss:.3f}" + (
                     "" if self.val is None else f" val F1 {result.val_f1:.4f}")
@@ -257,6 +273,28 @@ class Trainer:
                 for cb in self.callbacks:
                     cb(self, result)
         return self.history
+
+    def _fit_init(self) -> torch.Tensor | None:
+        """Run the model's data-dependent initialisation once, on un-augmented windows."""
+        fit_init = getattr(self.model, "fit_init", None)
+        logits = None if fit_init is None else fit_init(self.X, self.y)
+        self.initialised = True
+        if self.ema is not None:  # the average starts from the initialised model
+            self.ema.module.load_state_dict(self.model.state_dict())
+        return logits
+
+    def _closed_form_fit(self) -> EpochResult:
+        """The whole training of a closed-form model, recorded as epoch 1."""
+        t0 = time.perf_counter()
+        self.model.train()
+        logits = self._fit_init()
+        if logits is None:
+            logits = predict_logits(self.model, self.X.to(self.device))
+        logits = logits.to(self.device)
+        y = self.y.to(self.device)
+        train_loss = float(F.cross_entropy(logits, y))
+        train_acc = float((logits.argmax(1) == y).float().mean())
+        return self._end_epoch(t0, train_loss, train_acc, float("nan"))
 
     def _train_epoch(self, on_step: Callable[[], None]) -> EpochResult:
         cfg = self.cfg
@@ -289,9 +327,17 @@ class Trainer:
             seen += len(yb)
             on_step()
         lr = float(self.optimizer.param_groups[0]["lr"])
+        return self._end_epoch(t0, total_loss / seen, correct / seen, lr)
+
+    def _end_epoch(self, t0: float, train_loss: float, train_acc: float,
+                   lr: float) -> EpochResult:
+        """Validate, step epoch-wise schedules, track the best epoch and record the history."""
+        cfg = self.cfg
         nan = float("nan")
         val_loss, val_acc, val_f1 = (nan, nan, nan) if self.val is None else self.evaluate(*self.val)
-        if self.scheduler is not None and cfg.scheduler in ("step", "cosine"):
+        if self.closed_form:
+            pass  # no optimiser steps were taken: nothing to schedule
+        elif self.scheduler is not None and cfg.scheduler in ("step", "cosine"):
             self.scheduler.step()
         elif self.scheduler is not None and cfg.scheduler == "plateau":
             self.scheduler.step(val_f1)
@@ -305,7 +351,7 @@ class Trainer:
             self.bad_epochs += 1
             if cfg.early_stopping is not None and self.bad_epochs >= cfg.early_stopping:
                 self.stopped_early = True
-        result = EpochResult(self.epoch, total_loss / seen, correct / seen, val_loss, val_acc,
+        result = EpochResult(self.epoch, train_loss, train_acc, val_loss, val_acc,
                              val_f1, lr, time.perf_counter() - t0, is_best)
         self.history.append(result.as_dict())
         return result

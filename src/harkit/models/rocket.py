@@ -1,0 +1,675 @@
+"""Random-convolution-kernel classifiers: MiniRocket, MultiRocket, Hydra and MultiRocket-Hydra.
+
+Written from the papers:
+
+- MiniRocket (Dempster, Schmidt & Webb, KDD 2021): the 84 length-9 kernels with weights -1 and
+  2 (three 2s), exponentially spaced dilations, "same" zero padding for half of the
+  (dilation, kernel) pairs, biases drawn from quantiles of the convolution output of random
+  training windows, one feature per bias: the proportion of positive values (PPV).
+  Multivariate: each (dilation, kernel) pair convolves the sum of a random subset of channels.
+- MultiRocket (Tan, Dempster, Bergmeir & Webb, DMKD 2022): the same kernels on the windows and on
+  their first differences, four pooling operators per bias: PPV, the mean of the positive
+  values (MPV), the mean index of the positive values (MIPV) and the longest stretch of positive
+  values (LSPV).
+- Hydra (Dempster, Schmidt & Webb, DMKD 2023): groups of random normal kernels compete at every
+  time step; each kernel counts how often it is the group's maximum (summing the maximal
+  responses) and minimum, on the windows and their first differences, at dilations 2^i.
+  Multivariate: each group convolves the sum of a random subset of channels. The counts are
+  "sparse-scaled" (square root, standardised where non-zero) before the linear classifier.
+
+Every model maps ``(batch, time, channels)`` windows to ``(batch, n_classes)`` logits. The fixed
+kernels, channel choices, dilations, biases and scalers are buffers (they are in the state dict,
+hence in checkpoints); the only parameters are the linear head. :meth:`fit_init` sets the biases
+from the training windows and, with ``head="ridge"`` (the papers' classifier), fits the head in
+closed form: ridge regression on standardised features, the regularisation chosen by efficient
+leave-one-out cross-validation over a log grid (as scikit-learn's ``RidgeClassifierCV``), the
+standardisation folded into the head's weights. The Trainer then does no gradient steps
+(``closed_form``). With ``head="sgd"`` the head trains with the normal epochs on features
+standardised by buffers fitted in :meth:`fit_init`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harkit.models import MODELS
+from harkit.models.base import HarModel
+
+log = logging.getLogger(__name__)
+
+KERNEL_LEN = 9
+N_KERNELS = 84  # C(9, 3): positions of the three 2s
+GOLDEN = (math.sqrt(5) + 1) / 2
+
+
+def minirocket_weights() -> torch.Tensor:
+    """The 84 MiniRocket kernels ``(84, 9)``: weight -1 everywhere and 2 at three positions."""
+    w = torch.full((N_KERNELS, KERNEL_LEN), -1.0)
+    for i, idx in enumerate(itertools.combinations(range(KERNEL_LEN), 3)):
+        w[i, list(idx)] = 2.0
+    return w
+
+
+def fit_dilations(length: int, per_kernel: int, max_dilations: int) -> tuple[list[int], list[int]]:
+    """Dilations ``floor(2^e)`` for ``e`` evenly spaced in ``[0, log2((length - 1) / 8)]`` and
+    how many features (biases) each dilation gets, ``per_kernel`` in all per kernel."""
+    n = min(per_kernel, max_dilations)
+    max_exp = math.log2(max(length - 1, 1) / (KERNEL_LEN - 1))
+    raw = np.floor(np.logspace(0, max(max_exp, 0.0), n, base=2)).astype(np.int64)
+    dil, counts = np.unique(raw, return_counts=True)
+    per = np.floor(counts * (per_kernel / n)).astype(np.int64)
+    i = 0
+    while per.sum() < per_kernel:  # hand the remainder out from the smallest dilation up
+        per[i % len(per)] += 1
+        i += 1
+    return [int(d) for d in dil], [int(p) for p in per]
+
+
+def _quantiles(n: int) -> torch.Tensor:
+    """Low-discrepancy quantiles ``frac(i * golden ratio)``, ``i = 1..n``."""
+    i = torch.arange(1, n + 1, dtype=torch.float64)
+    return torch.remainder(i * GOLDEN, 1.0)
+
+
+def _interp_quantile(c: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Row-wise linear-interpolation quantiles: ``c`` ``(R, T)``, ``q`` ``(R, m)`` in [0, 1]."""
+    s = c.sort(dim=-1).values
+    pos = q.to(s.dtype) * (s.shape[-1] - 1)
+    lo = pos.floor().long().clamp(0, s.shape[-1] - 1)
+    hi = (lo + 1).clamp(max=s.shape[-1] - 1)
+    frac = pos - lo.to(s.dtype)
+    a, b = s.gather(-1, lo), s.gather(-1, hi)
+    return a + frac * (b - a)
+
+
+def _above(h: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """``out[..., j] = sum(h[..., j + 1:])`` for histograms ``h`` over ``nf + 1`` bins, as one
+    small matmul with ``upper[i, j] = (i > j)`` (cheaper than flip + cumsum)."""
+    return h @ upper
+
+
+def _choose_channels(n_channels: int, n_rows: int, gen: torch.Generator) -> torch.Tensor:
+    """A 0/1 mask ``(n_rows, n_channels)``: each row picks ``floor(2^U(0, log2(min(C, 9) + 1)))``
+    distinct channels at random (MiniRocket's multivariate scheme)."""
+    top = math.log2(min(n_channels, KERNEL_LEN) + 1)
+    mask = torch.zeros(n_rows, n_channels)
+    u = torch.rand(n_rows, generator=gen, dtype=torch.float64)
+    for r in range(n_rows):
+        k = min(max(int(2 ** (u[r].item() * top)), 1), n_channels)
+        mask[r, torch.randperm(n_channels, generator=gen)[:k]] = 1.0
+    return mask
+
+
+class RocketBlock(nn.Module):
+    """MiniRocket kernels over one representation of ``(B, C, L)`` series.
+
+    Per dilation the 84 kernels are stored with the zero-padded ("same") half first; the other
+    half sees only the positions where the kernel fits inside the series (their border
+    positions are set to -inf before pooling, which no bias is below). Features are ordered
+    (pooling operator, dilation, kernel, bias) with each kernel's biases ascending.
+
+    Args:
+        n_channels, length: the series this block sees.
+        per_kernel: biases (features per pooling operator) per kernel.
+        max_dilations: at most this many dilations.
+        pooling: ``"ppv"`` (MiniRocket) or ``"multi"`` (MultiRocket: PPV, LSPV, MPV, MIPV).
+        gen: generator for the channel combinations.
+    """
+
+    biases: torch.Tensor
+    positions: torch.Tensor
+
+    def __init__(self, n_channels: int, length: int, per_kernel: int, max_dilations: int,
+                 pooling: str, gen: torch.Generator) -> None:
+        super().__init__()
+        if length < KERNEL_LEN:
+            raise ValueError(f"series of {length} samples are shorter than the kernel length 9")
+        if pooling not in ("ppv", "multi"):
+            raise ValueError(f"pooling must be 'ppv' or 'multi', got {pooling!r}")
+        self.length = length
+        self.pooling = pooling
+        self.dils, self.per_dil = fit_dilations(length, per_kernel, max_dilations)
+        self.n_per_pool = N_KERNELS * sum(self.per_dil)
+        self.n_features = self.n_per_pool * (4 if pooling == "multi" else 1)
+        base = minirocket_weights()
+        n_pad = N_KERNELS // 2
+        self.register_buffer("dilations", torch.tensor(self.dils))
+        for j, d in enumerate(self.dils):
+            # MiniRocket pads kernel k at dilation index j when (j + k) is even.
+            padded = [k for k in range(N_KERNELS) if (j + k) % 2 == 0]
+            order = padded + [k for k in range(N_KERNELS) if (j + k) % 2 == 1]
+            mask = _choose_channels(n_channels, N_KERNELS, gen)  # (84, C)
+            w = base[order][:, None, :] * mask[:, :, None]  # (84, C, 9)
+            p = (KERNEL_LEN - 1) * d // 2
+            border = torch.zeros(N_KERNELS, length, dtype=torch.bool)
+            border[n_pad:, :p] = True
+            border[n_pad:, length - p:] = True
+            n_valid = torch.full((N_KERNELS, 1), float(length))
+            n_valid[n_pad:] = length - 2 * p
+            offset = torch.zeros(N_KERNELS, 1)
+            offset[n_pad:] = p
+            self.register_buffer(f"weight{j}", w)
+            self.register_buffer(f"border{j}", border)
+            self.register_buffer(f"n_valid{j}", n_valid)
+            self.register_buffer(f"offset{j}", offset)
+            nf = self.per_dil[j]
+            upper = (torch.arange(nf + 1)[:, None] > torch.arange(nf)[None, :]).float()
+            self.register_buffer(f"upper{j}", upper, persistent=False)
+        self.register_buffer("biases", torch.zeros(self.n_per_pool))
+        self.register_buffer("positions", torch.arange(length, dtype=torch.float32))
+        # run lengths fit in uint8 up to 255 samples
+        self.run_dtype = torch.uint8 if length < 255 else torch.int32
+
+    def _conv(self, x: torch.Tensor, j: int) -> torch.Tensor:
+        """Convolution outputs ``(B, 84, L)`` at dilation index ``j`` (zero padded)."""
+        d = self.dils[j]
+        return F.conv1d(x, getattr(self, f"weight{j}"), dilation=d,
+                        padding=(KERNEL_LEN - 1) * d // 2)
+
+    @torch.no_grad()
+    def fit_biases(self, x: torch.Tensor, gen: torch.Generator) -> None:
+        """Biases from quantiles of the (padded) convolution output of one random training
+        series per (dilation, kernel); ``x`` ``(N, C, L)``."""
+        q = _quantiles(self.n_per_pool)
+        out = []
+        start = 0
+        for j, d in enumerate(self.dils):
+            nf = self.per_dil[j]
+            pick = torch.randint(len(x), (N_KERNELS,), generator=gen).to(x.device)
+            xs = x[pick]  # (84, C, L): one series per kernel
+            w = getattr(self, f"weight{j}")
+            # (1, 84*C, L) grouped by kernel -> (1, 84, L): each kernel on its own series
+            c = F.conv1d(xs.reshape(1, -1, self.length), w, dilation=d,
+                         padding=(KERNEL_LEN - 1) * d // 2, groups=N_KERNELS)[0]
+            qj = q[start : start + N_KERNELS * nf].view(N_KERNELS, nf).to(c.device)
+            out.append(_interp_quantile(c.double(), qj).sort(-1).values.float().flatten())
+            start += N_KERNELS * nf
+        self.biases.copy_(torch.cat(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, n_features)`` of ``(B, C, L)`` series."""
+        ppv, mpv, mipv, pos = [], [], [], []
+        start = 0
+        for j in range(len(self.dils)):
+            nf = self.per_dil[j]
+            raw = self._conv(x, j)  # (B, 84, L)
+            # the unpadded half of the kernels: borders below every bias, so never positive
+            c = torch.where(getattr(self, f"border{j}"), float("-inf"), raw)
+            b = self.biases[start : start + N_KERNELS * nf].view(N_KERNELS, nf)
+            upper = getattr(self, f"upper{j}")
+            start += N_KERNELS * nf
+            # v[b, k, t] = number of biases of kernel k strictly below c[b, k, t], so
+            # c > bias_i  <=>  v > i: one search per value instead of one compare per bias.
+            v = torch.searchsorted(b.expand(c.shape[0], N_KERNELS, nf).contiguous(), c)
+            zeros = c.new_zeros(c.shape[0], N_KERNELS, nf + 1)
+            ones = c.new_ones(()).expand(v.shape)
+            count = _above(zeros.scatter_add(2, v, ones), upper)  # (B, 84, nf): values > bias
+            ppv.append((count / getattr(self, f"n_valid{j}")).flatten(1))
+            if self.pooling == "ppv":
+                continue
+            # bin 0 (values below every bias, incl. the borders) is never summed
+            csum = _above(zeros.scatter_add(2, v, raw), upper)
+            tsum = _above(zeros.scatter_add(2, v, self.positions.expand(v.shape)), upper)
+            tsum = tsum - getattr(self, f"offset{j}") * count  # index within the valid part
+            some = count > 0
+            safe = count.clamp(min=1)
+            mpv.append(torch.where(some, (csum - b * count) / safe, 0.0).flatten(1))
+            mipv.append(torch.where(some, tsum / safe, -1.0).flatten(1))
+            levels = torch.arange(nf, device=v.device)
+            # (B, 84, L) -> (L, B, 84) -> (L, B, 84, nf) -> (L, B, 84 * nf): positive or not
+            pos.append((v.permute(2, 0, 1).unsqueeze(-1) > levels).flatten(2))
+        if self.pooling == "ppv":
+            return torch.cat(ppv, 1)
+        lspv = _longest_run(torch.cat(pos, 2).to(self.run_dtype))
+        return torch.cat([*ppv, lspv, *mpv, *mipv], 1)
+
+
+def _longest_run(pos: torch.Tensor) -> torch.Tensor:
+    """Longest stretch of ones along dim 0 of a 0/1 tensor ``(L, B, F)`` -> float ``(B, F)``."""
+    run = torch.zeros_like(pos[0])
+    best = torch.zeros_like(pos[0])
+    for t in range(pos.shape[0]):
+        run = (run + 1) * pos[t]
+        best = torch.maximum(best, run)
+    return best.float()
+
+
+class HydraBlock(nn.Module):
+    """Hydra: ``g`` groups of ``k`` competing random kernels on ``(B, C, L)`` series and their
+    first differences (half the groups each), at dilations ``2^0 .. 2^floor(log2((L-1)/8))``.
+
+    Features per (dilation, representation, group, kernel): the sum of the kernel's responses
+    where it is the group's maximum, and how often it is the group's minimum. ``scale`` applies
+    the sparse scaler fitted by :meth:`fit_scaler` (square root of the clamped counts,
+    standardised where non-zero).
+    """
+
+    weight: torch.Tensor
+    channels: torch.Tensor
+    mu: torch.Tensor
+    sigma: torch.Tensor
+
+    def __init__(self, n_channels: int, length: int, k: int, g: int, max_channels: int,
+                 gen: torch.Generator) -> None:
+        super().__init__()
+        if length < KERNEL_LEN:
+            raise ValueError(f"series of {length} samples are shorter than the kernel length 9")
+        if k < 1 or g < 1:
+            raise ValueError(f"hydra needs k >= 1 kernels in g >= 1 groups, got k={k}, g={g}")
+        self.k = k
+        self.div = min(2, g)  # representations: the series and (if g > 1) its differences
+        self.h = g // self.div  # groups per representation
+        max_exp = math.log2((length - 1) / (KERNEL_LEN - 1))
+        self.dils = [2**i for i in range(int(max(max_exp, 0.0)) + 1)]
+        nd = len(self.dils)
+        w = torch.randn(nd, self.div, k * self.h, 1, KERNEL_LEN, generator=gen)
+        w = w - w.mean(-1, keepdim=True)
+        w = w / w.abs().sum(-1, keepdim=True)
+        per = 1 if n_channels == 1 else int(np.clip(n_channels // 2, 2, max_channels))
+        idx = torch.randint(n_channels, (nd, self.div, self.h, per), generator=gen)
+        self.register_buffer("dilations", torch.tensor(self.dils))
+        self.register_buffer("weight", w)
+        self.register_buffer("channels", idx)
+        self.n_features = nd * self.div * 2 * self.h * k
+        self.register_buffer("mu", torch.zeros(self.n_features))
+        self.register_buffer("sigma", torch.ones(self.n_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Unscaled counts ``(B, n_features)`` of ``(B, C, L)`` series."""
+        reps = [x, x[..., 1:] - x[..., :-1]][: self.div]
+        out = []
+        for j, d in enumerate(self.dils):
+            for r, z in enumerate(reps):
+                # (B, C, L') -> (B, h, per, L') -> summed channels (B, h, L')
+                zs = z[:, self.channels[j, r]].sum(2)
+                c = F.conv1d(zs, self.weight[j, r], dilation=d, padding=(KERNEL_LEN - 1) * d // 2,
+                             groups=self.h)
+                c = c.view(c.shape[0], self.h, self.k, -1)  # (B, h, k, L')
+                max_v, max_i = c.max(2)
+                min_i = c.argmin(2)
+                zeros = c.new_zeros(c.shape[0], self.h, self.k)
+                out.append(zeros.scatter_add(2, max_i, max_v))
+                out.append(zeros.scatter_add(2, min_i, torch.ones_like(max_v)))
+        return torch.cat(out, 1).flatten(1)
+
+    def scale(self, f: torch.Tensor) -> torch.Tensor:
+        s = f.clamp(min=0).sqrt()
+        return (s - self.mu) * (s != 0) / self.sigma
+
+    @torch.no_grad()
+    def fit_scaler(self, f: torch.Tensor, exponent: int = 4) -> None:
+        """Fit the sparse scaler on training counts ``(N, n_features)``."""
+        s = f.double().clamp(min=0).sqrt()
+        eps = (s == 0).double().mean(0) ** exponent + 1e-8
+        self.mu.copy_(s.mean(0).float())
+        std = s.std(0) if len(s) > 1 else torch.zeros_like(eps)
+        self.sigma.copy_((std + eps).float())
+
+
+def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence[float],
+              center: torch.Tensor | None = None, scale: torch.Tensor | None = None,
+              ) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
+    """Ridge classifier with the regularisation chosen by leave-one-out cross-validation.
+
+    Targets are +1 for the window's class and -1 elsewhere (one column for two classes); the
+    intercept is not penalised. One eigendecomposition gives the exact leave-one-out residuals
+    ``(y_i - f_i) / (1 - H_ii)`` for every alpha: of the ``n x n`` Gram matrix when
+    ``n <= p``, else of the ``p x p`` covariance. The alpha with the smallest mean squared
+    leave-one-out residual wins (the first on ties), as in scikit-learn's RidgeClassifierCV.
+
+    Args:
+        Z: features ``(n, p)``; modified in place (centred and scaled).
+        y: class indices ``(n,)``.
+        n_classes: number of logits.
+        alphas: the grid.
+        center, scale: per-feature standardisation ``(p,)`` applied before the fit (the
+            returned weights act on the unstandardised features).
+
+    Returns:
+        ``(weight (n_classes, p), bias (n_classes,), alpha, training logits (n, n_classes))``.
+    """
+    n, p = Z.shape
+    dev = Z.device
+    ycol = y.to(dev)
+    T = -torch.ones(n, n_classes, dtype=torch.float64, device=dev)
+    T[torch.arange(n, device=dev), ycol] = 1.0
+    if n_classes == 2:
+        T = T[:, 1:]
+    t_mean = T.mean(0)
+    Tc = T - t_mean
+    shift = torch.zeros(p, dtype=torch.float64, device=dev) if center is None else center.double()
+    mult = torch.ones(p, dtype=torch.float64, device=dev) if scale is None else scale.double()
+    Z.sub_(shift.to(Z.dtype)).div_(mult.to(Z.dtype))
+    z_mean = _column_mean(Z)
+    Z.sub_(z_mean.to(Z.dtype))
+    gram = n <= p
+    if gram:
+        G = _gram(Z)  # (n, n) float64
+    else:
+        G = (Z.T @ Z).double() if Z.dtype == torch.float64 else _gram(Z.T.contiguous())
+    lam, Q = _eigh(G)
+    del G
+    lam = lam.clamp(min=0)
+    if gram:
+        U = Q  # eigenvectors of Z Z^T
+        UtT = U.T @ Tc
+    else:
+        U = Z.double() @ Q  # (n, p): Z V, columns scaled by sqrt(lam)
+        UtT = U.T @ Tc
+    U2 = U * U
+    best: tuple[float, float] | None = None
+    for a in alphas:
+        if gram:
+            f = lam / (lam + a)  # shrinkage of each eigendirection of the fit
+            fitted = U @ (f[:, None] * UtT)
+            h = U2 @ f
+        else:
+            g = 1.0 / (lam + a)
+            fitted = U @ (g[:, None] * UtT)
+            h = U2 @ g
+        h = h + 1.0 / n  # the unpenalised intercept
+        loo = (Tc - fitted) / (1.0 - h)[:, None]
+        score = float((loo * loo).mean())
+        if best is None or score < best[0]:
+            best = (score, float(a))
+    assert best is not None
+    alpha = best[1]
+    if gram:
+        dual = U @ ((1.0 / (lam + alpha))[:, None] * UtT)  # (n, K)
+        W = _t_matmul(Z, dual)  # Z^T dual: (p, K)
+        fitted = U @ ((lam / (lam + alpha))[:, None] * UtT)
+    else:
+        W = Q @ ((1.0 / (lam + alpha))[:, None] * UtT)
+        fitted = U @ ((1.0 / (lam + alpha))[:, None] * UtT)
+    # undo the standardisation: logits = ((f - shift) / mult - z_mean) W + t_mean
+    W = W / mult[:, None]
+    b = t_mean - (shift / mult + z_mean) @ (W * mult[:, None])
+    logits = fitted + t_mean
+    if n_classes == 2:  # one decision column d -> logits (-d/2, d/2)
+        W = torch.cat([-W / 2, W / 2], 1)
+        b = torch.cat([-b / 2, b / 2])
+        logits = torch.cat([-logits / 2, logits / 2], 1)
+    return W.T.float(), b.float(), alpha, logits.float()
+
+
+def _eigh(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigendecomposition of a symmetric float64 matrix. On CPU LAPACK's MRRR driver (through
+    SciPy, which scikit-learn brings) is about twice as fast here as torch's default."""
+    if G.device.type == "cpu":
+        try:
+            from scipy.linalg import eigh
+        except ImportError:  # pragma: no cover - scipy comes with scikit-learn
+            return torch.linalg.eigh(G)
+        lam, Q = eigh(G.numpy(), driver="evr", overwrite_a=True, check_finite=False)
+        return torch.from_numpy(lam), torch.from_numpy(Q)
+    return torch.linalg.eigh(G)
+
+
+def _column_mean(Z: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Column means in float64 without copying ``Z`` to float64."""
+    s = torch.zeros(Z.shape[1], dtype=torch.float64, device=Z.device)
+    for i in range(0, len(Z), chunk):
+        s += Z[i : i + chunk].double().sum(0)
+    return s / max(len(Z), 1)
+
+
+def _gram(Z: torch.Tensor, block: int = 1024) -> torch.Tensor:
+    """``Z @ Z.T`` in float64 from float32 blocks, computing only the upper block triangle."""
+    n = len(Z)
+    G = torch.empty(n, n, dtype=torch.float64, device=Z.device)
+    for i in range(0, n, block):
+        for j in range(i, n, block):
+            g = (Z[i : i + block] @ Z[j : j + block].T).double()
+            G[i : i + block, j : j + block] = g
+            if j != i:
+                G[j : j + block, i : i + block] = g.T
+    return G
+
+
+def _t_matmul(Z: torch.Tensor, A: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """``Z.T @ A`` in float64, chunked over the rows of ``Z``."""
+    out = torch.zeros(Z.shape[1], A.shape[1], dtype=torch.float64, device=Z.device)
+    for i in range(0, len(Z), chunk):
+        out += Z[i : i + chunk].double().T @ A[i : i + chunk]
+    return out
+
+
+def _default_alphas() -> list[float]:
+    return [float(a) for a in np.logspace(-3, 3, 10)]
+
+
+class _RocketModel(HarModel):
+    """Shared machinery: features -> (standardise for SGD) -> Linear; data-dependent init."""
+
+    rocket: RocketBlock | None
+    rocket_diff: RocketBlock | None
+    hydra: HydraBlock | None
+    feat_shift: torch.Tensor
+    feat_scale: torch.Tensor
+
+    def _setup(self, head: str, alphas: list[float] | None, batch_size: int, seed: int) -> None:
+        if head not in ("ridge", "sgd"):
+            raise ValueError(f"head must be 'ridge' or 'sgd', got {head!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.head_kind = head
+        self.closed_form = head == "ridge"
+        self.alphas = list(alphas) if alphas is not None else _default_alphas()
+        if not self.alphas or any(a <= 0 for a in self.alphas):
+            raise ValueError(f"alphas must be positive, got {self.alphas}")
+        self.batch_size = batch_size
+        self.seed = seed
+        n_rocket = sum(b.n_features for b in (self.rocket, self.rocket_diff) if b is not None)
+        n_hydra = 0 if self.hydra is None else self.hydra.n_features
+        self.n_rocket, self.n_features = n_rocket, n_rocket + n_hydra
+        self.head = nn.Linear(self.n_features, self.n_classes)
+        self.register_buffer("feat_shift", torch.zeros(self.n_features))
+        self.register_buffer("feat_scale", torch.ones(self.n_features))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, n_features)`` of windows ``(B, time, channels)``."""
+        return self._scale_hydra(self._raw_features(x))
+
+    def _raw_features(self, x: torch.Tensor) -> torch.Tensor:
+        xc = x.transpose(1, 2).contiguous()  # (B, T, C) -> (B, C, T)
+        parts = []
+        if self.rocket is not None:
+            parts.append(self.rocket(xc))
+        if self.rocket_diff is not None:
+            parts.append(self.rocket_diff(xc[..., 1:] - xc[..., :-1]))
+        if self.hydra is not None:
+            parts.append(self.hydra(xc))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+
+    def _scale_hydra(self, f: torch.Tensor) -> torch.Tensor:
+        if self.hydra is None:
+            return f
+        h = self.hydra.scale(f[:, self.n_rocket :])
+        return h if self.n_rocket == 0 else torch.cat([f[:, : self.n_rocket], h], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)
+        if not self.closed_form:
+            f = (f - self.feat_shift) / self.feat_scale
+        return self.head(f)
+
+    @torch.no_grad()
+    def fit_init(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Fit biases (and the hydra scaler) on training windows ``X`` ``(N, T, C)``; with the
+        ridge head also fit the head and return the training logits."""
+        dev = self.head.weight.device
+        gen = torch.Generator().manual_seed(self.seed)
+        xc = X.to(dev, torch.float32).transpose(1, 2).contiguous()  # (N, T, C) -> (N, C, T)
+        if self.rocket is not None:
+            self.rocket.fit_biases(xc, gen)
+        if self.rocket_diff is not None:
+            self.rocket_diff.fit_biases(xc[..., 1:] - xc[..., :-1], gen)
+        del xc
+        n = len(X)
+        Z = torch.empty(n, self.n_features, device=dev)
+        for i in range(0, n, self.batch_size):
+            Z[i : i + self.batch_size] = self._raw_features(X[i : i + self.batch_size].to(dev))
+        if self.hydra is not None:
+            self.hydra.fit_scaler(Z[:, self.n_rocket :])
+            for i in range(0, n, self.batch_size):
+                sl = Z[i : i + self.batch_size, self.n_rocket :]
+                sl.copy_(self.hydra.scale(sl))
+        # the MiniRocket / MultiRocket features are standardised, the sparse-scaled Hydra ones not
+        center = torch.zeros(self.n_features, dtype=torch.float64, device=dev)
+        scale = torch.ones(self.n_features, dtype=torch.float64, device=dev)
+        if self.n_rocket:
+            m = _column_mean(Z[:, : self.n_rocket])
+            var = torch.zeros_like(m)
+            for i in range(0, n, 4096):
+                var += ((Z[i : i + 4096, : self.n_rocket].double() - m) ** 2).sum(0)
+            sd = (var / max(n, 1)).sqrt()
+            center[: self.n_rocket] = m
+            scale[: self.n_rocket] = torch.where(sd > 1e-12, sd, torch.ones_like(sd))
+        if not self.closed_form:
+            self.feat_shift.copy_(center.float())
+            self.feat_scale.copy_(scale.float())
+            return None
+        W, b, alpha, logits = ridge_loo(Z, y, self.n_classes, self.alphas, center, scale)
+        self.head.weight.copy_(W)
+        self.head.bias.copy_(b)
+        self.ridge_alpha = alpha
+        log.info("%s: ridge head on %d windows x %d features, alpha %.4g chosen by "
+                 "leave-one-out", self.registry_name, n, self.n_features, alpha)
+        return logits
+
+
+class MiniRocket(_RocketModel):
+    """MiniRocket (Dempster et al., KDD 2021): PPV of 84 fixed kernels at many dilations and
+    biases; ridge head fitted in closed form (or trained by SGD with ``head="sgd"``).
+
+    Args:
+        num_features: about this many features (84 kernels x biases per kernel).
+        max_dilations: at most this many dilations per kernel.
+        head: ``"ridge"`` (closed form, leave-one-out alpha) or ``"sgd"`` (trained by epochs).
+        alphas: the ridge grid (default ``logspace(-3, 3, 10)``).
+        seed: channel combinations and the training windows the biases come from.
+        batch_size: windows per feature batch in :meth:`fit_init`.
+    """
+
+    registry_name = "minirocket"
+
+    def __init__(self, n_channels: int, n_classes: int, window_len: int,
+                 num_features: int = 10_000, max_dilations: int = 32, head: str = "ridge",
+                 alphas: list[float] | None = None, seed: int = 0,
+                 batch_size: int = 256) -> None:
+        super().__init__(n_channels, n_classes, window_len, num_features=num_features,
+                         max_dilations=max_dilations, head=head, alphas=alphas, seed=seed,
+                         batch_size=batch_size)
+        gen = torch.Generator().manual_seed(seed)
+        per_kernel = max(num_features // N_KERNELS, 1)
+        self.rocket = RocketBlock(n_channels, window_len, per_kernel, max_dilations, "ppv", gen)
+        self.rocket_diff = None
+        self.hydra = None
+        self._setup(head, alphas, batch_size, seed)
+
+
+class MultiRocket(_RocketModel):
+    """MultiRocket (Tan et al., DMKD 2022): MiniRocket kernels on the windows and their first
+    differences, four pooling operators (PPV, LSPV, MPV, MIPV) per bias.
+
+    Args:
+        num_features: about this many features in all (2 representations x 4 operators).
+        max_dilations, head, alphas, seed, batch_size: as :class:`MiniRocket`.
+    """
+
+    registry_name = "multirocket"
+
+    def __init__(self, n_channels: int, n_classes: int, window_len: int,
+                 num_features: int = 50_000, max_dilations: int = 32, head: str = "ridge",
+                 alphas: list[float] | None = None, seed: int = 0,
+                 batch_size: int = 128) -> None:
+        super().__init__(n_channels, n_classes, window_len, num_features=num_features,
+                         max_dilations=max_dilations, head=head, alphas=alphas, seed=seed,
+                         batch_size=batch_size)
+        gen = torch.Generator().manual_seed(seed)
+        per_kernel = max(num_features // (8 * N_KERNELS), 1)
+        self.rocket = RocketBlock(n_channels, window_len, per_kernel, max_dilations, "multi", gen)
+        self.rocket_diff = RocketBlock(n_channels, window_len - 1, per_kernel, max_dilations,
+                                       "multi", gen)
+        self.hydra = None
+        self._setup(head, alphas, batch_size, seed)
+
+
+class Hydra(_RocketModel):
+    """Hydra (Dempster et al., DMKD 2023): counts of competing random kernels, sparse-scaled.
+
+    Args:
+        k: kernels per group.
+        g: groups per dilation (half on the windows, half on their differences).
+        max_channels: channels summed per group at most (multivariate).
+        head, alphas, seed, batch_size: as :class:`MiniRocket`.
+    """
+
+    registry_name = "hydra"
+
+    def __init__(self, n_channels: int, n_classes: int, window_len: int, k: int = 8,
+                 g: int = 64, max_channels: int = 8, head: str = "ridge",
+                 alphas: list[float] | None = None, seed: int = 0,
+                 batch_size: int = 256) -> None:
+        super().__init__(n_channels, n_classes, window_len, k=k, g=g, max_channels=max_channels,
+                         head=head, alphas=alphas, seed=seed, batch_size=batch_size)
+        gen = torch.Generator().manual_seed(seed)
+        self.rocket = None
+        self.rocket_diff = None
+        self.hydra = HydraBlock(n_channels, window_len, k, g, max_channels, gen)
+        self._setup(head, alphas, batch_size, seed)
+
+
+class MultiRocketHydra(_RocketModel):
+    """MultiRocket features (standardised) concatenated with Hydra features (sparse-scaled)
+    under one ridge head, like aeon's MultiRocketHydraClassifier.
+
+    Args:
+        num_features: MultiRocket's feature budget.
+        k, g, max_channels: Hydra's settings.
+        max_dilations, head, alphas, seed, batch_size: as :class:`MiniRocket`.
+    """
+
+    registry_name = "multirocket-hydra"
+
+    def __init__(self, n_channels: int, n_classes: int, window_len: int,
+                 num_features: int = 50_000, max_dilations: int = 32, k: int = 8, g: int = 64,
+                 max_channels: int = 8, head: str = "ridge", alphas: list[float] | None = None,
+                 seed: int = 0, batch_size: int = 128) -> None:
+        super().__init__(n_channels, n_classes, window_len, num_features=num_features,
+                         max_dilations=max_dilations, k=k, g=g, max_channels=max_channels,
+                         head=head, alphas=alphas, seed=seed, batch_size=batch_size)
+        gen = torch.Generator().manual_seed(seed)
+        per_kernel = max(num_features // (8 * N_KERNELS), 1)
+        self.rocket = RocketBlock(n_channels, window_len, per_kernel, max_dilations, "multi", gen)
+        self.rocket_diff = RocketBlock(n_channels, window_len - 1, per_kernel, max_dilations,
+                                       "multi", gen)
+        self.hydra = HydraBlock(n_channels, window_len, k, g, max_channels, gen)
+        self._setup(head, alphas, batch_size, seed)
+
+
+def _register(cls: type[_RocketModel], name: str, description: str,
+              tiny: dict[str, Any]) -> None:
+    MODELS.register(name, description=description, variants={"tiny": tiny})(cls)
+
+
+_register(MiniRocket, "minirocket", "MiniRocket: 84 fixed kernels, PPV features, closed-form "
+          "ridge head (num_features, max_dilations, head, seed)",
+          {"num_features": 168, "max_dilations": 4})
+_register(MultiRocket, "multirocket", "MultiRocket: MiniRocket kernels on series and "
+          "differences, 4 pooling operators, closed-form ridge head (num_features, head, seed)",
+          {"num_features": 672, "max_dilations": 4, "batch_size": 64})
+_register(Hydra, "hydra", "Hydra: competing random kernel groups, sparse-scaled counts, "
+          "closed-form ridge head (k, g, head, seed)", {"k": 4, "g": 4})
+_register(MultiRocketHydra, "multirocket-hydra", "MultiRocket + Hydra features under one "
+          "closed-form ridge head (num_features, k, g, head, seed)",
+          {"num_features": 672, "max_dilations": 4, "k": 4, "g": 4, "batch_size": 64})

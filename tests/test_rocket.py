@@ -1,0 +1,314 @@
+"""MiniRocket, MultiRocket, Hydra and MultiRocket-Hydra: the papers' properties, the closed-form
+ridge head against scikit-learn, checkpoints, and training through harkit's own pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import harkit
+from harkit.models import create_model, model_from_config
+from harkit.models.rocket import (
+    KERNEL_LEN,
+    N_KERNELS,
+    HydraBlock,
+    RocketBlock,
+    fit_dilations,
+    minirocket_weights,
+    ridge_loo,
+)
+from harkit.runs import RunDir
+from harkit.training.checkpoint import load_checkpoint, save_checkpoint
+
+NAMES = ["minirocket", "multirocket", "hydra", "multirocket-hydra"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _data(n: int = 60, T: int = 40, C: int = 5, K: int = 4, seed: int = 0
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class-dependent windows (B, T, C): a class-specific frequency plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % K
+    t = torch.arange(T, dtype=torch.float32)
+    X = 0.3 * torch.randn(n, T, C, generator=g)
+    X += torch.sin(2 * torch.pi * (y[:, None].float() + 1) * t / T)[:, :, None]
+    return X, y
+
+
+def _flat_state(m: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in m.state_dict().items()}
+
+
+def test_minirocket_kernels_follow_the_paper() -> None:
+    w = minirocket_weights()
+    assert w.shape == (84, 9) and set(w.unique().tolist()) == {-1.0, 2.0}
+    assert torch.all((w == 2).sum(1) == 3) and torch.all(w.sum(1) == 0)
+    assert len({tuple(r.tolist()) for r in w}) == 84  # all C(9, 3) placements of the 2s
+    m = create_model("minirocket", n_channels=12, n_classes=3, window_len=128)
+    block = m.rocket
+    assert block is not None and block.dils == sorted(set(block.dils)) and block.dils[0] == 1
+    assert block.dils[-1] * (KERNEL_LEN - 1) <= 127  # the largest kernel span fits the window
+    assert 84 * sum(block.per_dil) == m.n_features == 84 * (10_000 // 84)
+    kernels = {tuple(r.tolist()) for r in w}
+    for j in range(len(block.dils)):
+        wj = getattr(block, f"weight{j}")  # (84, C, 9)
+        used = (wj != 0).any(2)  # channels each kernel sums
+        n_used = used.sum(1)
+        assert n_used.min() >= 1 and n_used.max() <= 9
+        rows = {tuple(wj[k, used[k].nonzero()[0, 0]].tolist()) for k in range(84)}
+        assert rows == kernels  # every kernel once per dilation
+        # the kernels see the same weights on each of their channels
+        assert all(torch.equal(wj[k, c], wj[k, used[k].nonzero()[0, 0]])
+                   for k in range(84) for c in used[k].nonzero()[:, 0])
+    # paper: 10,000 features -> 119 per kernel spread over at most 32 dilations
+    dil, per = fit_dilations(128, 119, 32)
+    assert sum(per) == 119 and dil[0] == 1 and all(p > 0 for p in per)
+
+
+def _reference_features(block: RocketBlock, x: torch.Tensor) -> torch.Tensor:
+    """The pooling operators straight from the papers' definitions, one bias at a time."""
+    ppv, lspv, mpv, mipv = [], [], [], []
+    start = 0
+    for j, d in enumerate(block.dils):
+        nf = block.per_dil[j]
+        p = (KERNEL_LEN - 1) * d // 2
+        c = F.conv1d(x, getattr(block, f"weight{j}"), dilation=d, padding=p)
+        b = block.biases[start : start + 84 * nf].view(84, nf)
+        start += 84 * nf
+        for s in range(len(x)):
+            for k in range(84):
+                ck = c[s, k] if k < 42 else c[s, k, p : block.length - p]  # padded half first
+                for i in range(nf):
+                    z = ck - b[k, i]
+                    pos = z > 0
+                    n = int(pos.sum())
+                    ppv.append(n / len(ck))
+                    mpv.append(float(z[pos].mean()) if n else 0.0)
+                    mipv.append(float(pos.nonzero().float().mean()) if n else -1.0)
+                    best = run = 0
+                    for v in pos.tolist():
+                        run = run + 1 if v else 0
+                        best = max(best, run)
+                    lspv.append(float(best))
+    # (operator, dilation, sample, kernel, bias) -> (sample, operator, dilation, kernel, bias)
+    out = []
+    for feats in (ppv, lspv, mpv, mipv):
+        per_dil, at = [], 0
+        for j in range(len(block.dils)):
+            size = len(x) * 84 * block.per_dil[j]
+            per_dil.append(torch.tensor(feats[at : at + size]).view(len(x), -1))
+            at += size
+        out.append(torch.cat(per_dil, 1))
+    return torch.cat(out, 1)
+
+
+def test_multirocket_pooling_matches_the_definitions() -> None:
+    g = torch.Generator().manual_seed(1)
+    block = RocketBlock(3, 30, per_kernel=3, max_dilations=3, pooling="multi", gen=g)
+    x = torch.randn(6, 3, 30, generator=g)
+    block.fit_biases(x, g)
+    got = block(x[:3])
+    ref = _reference_features(block, x[:3])
+    torch.testing.assert_close(got, ref.float(), rtol=1e-4, atol=1e-4)
+    ppv = got[:, : block.n_per_pool]
+    assert ppv.min() >= 0 and ppv.max() <= 1
+    # MiniRocket's PPV-only block computes the same PPV
+    mini = RocketBlock(3, 30, per_kernel=3, max_dilations=3, pooling="ppv",
+                       gen=torch.Generator().manual_seed(1))
+    mini.load_state_dict(block.state_dict())
+    torch.testing.assert_close(mini(x[:3]), ppv)
+
+
+def test_biases_are_quantiles_of_training_convolutions() -> None:
+    X, y = _data(n=40)
+    m = create_model("minirocket", 5, 4, 40, num_features=84 * 6, max_dilations=3)
+    assert torch.all(m.rocket.biases == 0)  # type: ignore[union-attr]
+    m.fit_init(X, y)
+    block = m.rocket
+    assert block is not None
+    xc = X.transpose(1, 2)
+    start = 0
+    for j, d in enumerate(block.dils):
+        nf = block.per_dil[j]
+        c = F.conv1d(xc, getattr(block, f"weight{j}"), dilation=d, padding=4 * d)  # (N, 84, T)
+        b = block.biases[start : start + 84 * nf].view(84, nf)
+        start += 84 * nf
+        lo, hi = c.amin((0, 2)), c.amax((0, 2))
+        assert torch.all(b >= lo[:, None] - 1e-5) and torch.all(b <= hi[:, None] + 1e-5)
+        assert torch.all(b[:, 1:] >= b[:, :-1])  # ascending per kernel
+        # each kernel's biases are quantiles of one training window's output
+        for k in range(0, 84, 17):
+            found = False
+            for s in range(len(X)):
+                q = torch.quantile(c[s, k].double(), torch.linspace(0, 1, 2001, dtype=torch.float64))
+                if torch.all((b[k].double()[:, None] - q).abs().min(1).values <
+                             1e-2 * (q[-1] - q[0]) + 1e-6):
+                    found = True
+                    break
+            assert found, (j, k)
+    # training PPVs then spread over (0, 1) rather than sitting at 0 or 1
+    f = m.features(X)
+    assert 0.2 < float(f.mean()) < 0.8
+
+
+def test_hydra_counts_each_time_step_once() -> None:
+    g = torch.Generator().manual_seed(0)
+    block = HydraBlock(4, 33, k=4, g=6, max_channels=8, gen=g)
+    x = torch.randn(5, 4, 33, generator=g)
+    f = block(x).view(5, len(block.dils), 2, 2, block.h, block.k)  # (B, dil, rep, max/min, h, k)
+    mins = f[:, :, :, 1].sum(-1)  # how often some kernel of the group was the minimum
+    assert torch.all(mins[:, :, 0] == 33) and torch.all(mins[:, :, 1] == 32)
+    assert block.weight.abs().sum(-1).sub(1).abs().max() < 1e-5  # normalised kernels
+    assert block.weight.mean(-1).abs().max() < 1e-6
+    assert block.dils == [1, 2, 4]  # 2^0 .. 2^floor(log2(32 / 8))
+    scaled = block.scale(block(x))
+    assert torch.all(scaled[block(x) <= 0] == 0)  # the sparse scaler keeps zeros at zero
+
+
+@pytest.mark.parametrize(("n", "p", "n_classes"), [(60, 25, 3), (40, 120, 4), (50, 30, 2)])
+def test_ridge_head_matches_sklearn_ridge_classifier_cv(n: int, p: int, n_classes: int) -> None:
+    from sklearn.linear_model import RidgeClassifierCV
+
+    rng = np.random.default_rng(n + p)
+    y = np.arange(n) % n_classes
+    Z = rng.standard_normal((n, p)) * rng.uniform(0.5, 3, p) + rng.standard_normal(p)
+    Z[:, :5] += y[:, None] * 0.7  # some signal
+    alphas = np.logspace(-3, 3, 10)
+    ref = RidgeClassifierCV(alphas=alphas).fit(Z, y)
+    W, b, alpha, logits = ridge_loo(torch.tensor(Z, dtype=torch.float64), torch.tensor(y),
+                                    n_classes, alphas.tolist())
+    assert alpha == pytest.approx(ref.alpha_)
+    ours = (torch.tensor(Z) @ W.double().T + b.double()).numpy()
+    dec = ref.decision_function(Z)
+    if n_classes == 2:
+        np.testing.assert_allclose(ours[:, 1] - ours[:, 0], dec, rtol=1e-4, atol=1e-4)
+    else:
+        np.testing.assert_allclose(ours, dec, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(ours.argmax(1), ref.predict(Z))
+    np.testing.assert_allclose(logits.numpy(), ours, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fit_init_folds_the_standardisation_into_the_head(name: str) -> None:
+    X, y = _data()
+    m = create_model(name, 5, 4, 40, variant="tiny").eval()
+    logits = m.fit_init(X, y)
+    assert logits is not None and m.closed_form
+    with torch.no_grad():
+        torch.testing.assert_close(m(X), logits, rtol=1e-3, atol=1e-3)
+    assert float((m(X).argmax(1) == y).float().mean()) > 0.9
+    assert [n for n, _ in m.named_parameters()] == ["head.weight", "head.bias"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seed_determines_the_model_and_checkpoints_carry_it(name: str, tmp_path: Path) -> None:
+    X, y = _data()
+    a = create_model(name, 5, 4, 40, variant="tiny", seed=3)
+    b = create_model(name, 5, 4, 40, variant="tiny", seed=3)
+    c = create_model(name, 5, 4, 40, variant="tiny", seed=4)
+    a.fit_init(X, y)
+    b.fit_init(X, y)
+    c.fit_init(X, y)
+    sa, sb, sc = _flat_state(a), _flat_state(b), _flat_state(c)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa if k.endswith(("weight", "biases")))
+    assert any(k.endswith("biases") or k.endswith("weight0") or k == "hydra.weight" for k in sa)
+    # buffers and head survive a checkpoint round trip into a freshly built model
+    save_checkpoint(tmp_path / "m.pt", {"weights": a.state_dict(), "config": a.get_config()})
+    ck = load_checkpoint(tmp_path / "m.pt")
+    r = model_from_config(ck["config"])
+    assert any(not torch.equal(v, _flat_state(r)[k]) for k, v in sa.items())  # not fitted yet
+    r.load_state_dict(ck["weights"])
+    with torch.no_grad():
+        torch.testing.assert_close(r.eval()(X), a.eval()(X))
+
+
+def test_batches_give_the_same_features_as_one_window() -> None:
+    X, y = _data(n=9)
+    m = create_model("multirocket-hydra", 5, 4, 40, variant="tiny").eval()
+    m.fit_init(X, y)
+    with torch.no_grad():
+        full = m.features(X)
+        torch.testing.assert_close(torch.cat([m.features(X[i : i + 1]) for i in range(9)]), full)
+
+
+def _cfg(tiny_cfg: list[str], name: str) -> list[str]:
+    keep = [o for o in tiny_cfg if not o.startswith("model.")]  # harcnn's sizes
+    return [*keep, f"model.name={name}", "model.num_features=336", "model.max_dilations=4"]
+
+
+def test_minirocket_trains_through_the_pipeline(tiny_cfg: list[str]) -> None:
+    r = harkit.train(overrides=[*_cfg(tiny_cfg, "minirocket"), "train.epochs=25"], progress=False)
+    assert r.finished and r.test is not None and r.test.accuracy > 0.9
+    assert len(r.history) == 1 and r.best_epoch == 1  # the closed-form fit is one epoch
+    h = r.history[0]
+    assert h["val_f1"] == h["val_f1"] and h["train_acc"] > 0.9  # validated, not NaN
+    run = RunDir(r.run_dir)
+    info = run.info()
+    assert info["refit_epochs"] == 1 and info["refit_subjects"] == [1, 2, 3, 4, 5, 6]
+    assert len(run.read_history("refit_history.csv")) == 1
+    for ck in ("best.pt", "last.pt", "refit_last.pt"):
+        assert (r.run_dir / "checkpoints" / ck).is_file()
+    final = load_checkpoint(r.run_dir / "checkpoints" / "refit_last.pt")
+    sel = load_checkpoint(r.run_dir / "checkpoints" / "last.pt")
+    assert final["trainer"]["ema"] is None
+    # the refit fitted its own biases on all training subjects
+    assert not torch.equal(final["weights"]["rocket.biases"], sel["weights"]["rocket.biases"])
+    p = harkit.Predictor.from_run(r.run_dir)
+    assert isinstance(p._forward, torch.jit.ScriptModule)  # the traced fast path is used
+    from harkit.data import load_dataset
+
+    ds = load_dataset("uci-har", data_dir=str(Path(tiny_cfg[0].split("=", 1)[1])))
+    test = ds.splits["test"]
+    acc = float((p.predict(test.X) == test.y).mean())
+    assert acc == pytest.approx(r.test.accuracy)
+    # resuming a finished run does not refit: same weights, same test score
+    again = harkit.train(resume=r.run_dir, progress=False)
+    assert again.finished and again.test is not None and again.test.accuracy == r.test.accuracy
+    after = load_checkpoint(r.run_dir / "checkpoints" / "refit_last.pt")
+    assert all(torch.equal(after["weights"][k], v) for k, v in final["weights"].items())
+
+
+def test_sgd_head_trains_by_epochs_and_resumes_without_refitting(tiny_cfg: list[str]) -> None:
+    cfg = [*_cfg(tiny_cfg, "minirocket"), "model.head=sgd", "train.epochs=3",
+           "train.refit=false", "train.lr=1e-2"]
+    full = harkit.train(overrides=[*cfg, "name=full"], progress=False)
+    assert len(full.history) == 3 and full.test is not None and full.test.accuracy > 0.8
+    part = harkit.train(overrides=[*cfg, "name=part"], progress=False, stop_after=1)
+    assert not part.finished
+    resumed = harkit.train(resume=part.run_dir, progress=False)
+    a = load_checkpoint(full.run_dir / "checkpoints" / "last.pt")["weights"]
+    b = load_checkpoint(resumed.run_dir / "checkpoints" / "last.pt")["weights"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert full.test.accuracy == resumed.test.accuracy  # type: ignore[union-attr]
+    assert float((a["feat_scale"] != 1).float().mean()) > 0.9  # standardised for SGD
+
+
+@pytest.mark.parametrize("name", ["multirocket", "hydra", "multirocket-hydra"])
+def test_other_models_train_through_the_pipeline(tiny_cfg: list[str], name: str) -> None:
+    keep = [o for o in tiny_cfg if not o.startswith("model.")]
+    params = (["model.k=4", "model.g=8"] if "hydra" in name else []) + (
+        ["model.num_features=672", "model.max_dilations=4"] if "multi" in name else [])
+    r = harkit.train(overrides=[*keep, f"model.name={name}", *params], progress=False)
+    assert r.finished and r.test is not None and r.test.accuracy > 0.85
+    assert len(r.history) == 1
+
+
+def test_bad_rocket_parameters_are_config_errors() -> None:
+    from harkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="head must be"):
+        create_model("minirocket", 3, 2, 64, head="lbfgs")
+    with pytest.raises(ConfigError, match="shorter than the kernel"):
+        create_model("multirocket", 3, 2, 8)
+    with pytest.raises(ConfigError, match="alphas"):
+        create_model("hydra", 3, 2, 64, alphas=[0.0])
+    assert N_KERNELS == 84
