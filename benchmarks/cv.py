@@ -103,7 +103,8 @@ def run(recipe: str, data_dir: str, run_root: Path, model: str | None) -> dict[s
 def markdown(r: dict[str, Any]) -> str:
     s = r["summary"]
     lines = [f"### `{r['recipe']}`: {r['note']} ({r['date']})", "", f"    {r['command']}", "",
-             f"Machine: {r['machine']}. Wall time {r['wall_s'] / 60:.1f} min for "
+             f"Machine: {r['machine'].rsplit(', ', 1)[0]} (torch threads as in the command). "
+             f"Wall time {r['wall_s'] / 60:.1f} min for "
              f"{s['n_folds']} folds.", "",
              "| score | mean | std | min | max |", "| --- | --- | --- | --- | --- |"]
     for k in ("accuracy", "macro_f1", "weighted_f1", "macro_f1_without_null"):
