@@ -89,3 +89,18 @@ def test_pre_windowed_dataset_resplit_by_subject(uci_fixture_dir: Path) -> None:
         _load(_cfg(uci_fixture_dir, "data.window=2s"))
     with pytest.raises(ConfigError, match=r"\[99\] are not subjects"):
         _load(_cfg(uci_fixture_dir, "data.test_subjects=[99]"))
+
+
+def test_minmax_normaliser_round_trips_through_the_checkpoint_state() -> None:
+    from harkit.data.transforms import MinMaxScaler, make_normalizer, normalizer_from_state
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 16, 3)).astype(np.float32) * [1.0, 5.0, 0.1] + [0.0, 3.0, -1.0]
+    mm = make_normalizer("minmax").fit(X)
+    Z = mm.transform(X)
+    assert isinstance(mm, MinMaxScaler)
+    np.testing.assert_allclose(Z.reshape(-1, 3).min(0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(Z.reshape(-1, 3).max(0), 1.0, atol=1e-6)
+    again = normalizer_from_state(mm.state_dict())
+    assert isinstance(again, MinMaxScaler) and mm.state_dict()["kind"] == "minmax"
+    np.testing.assert_array_equal(again.transform(X), Z)

@@ -34,7 +34,8 @@ class DataConfig:
     # give how many to draw (seeded); the test split is never touched for validation.
     val_subjects: list[int] | None = None
     n_val_subjects: int = 4
-    normalize: str = "standard"  # "standard" (per channel, fitted on training windows) or "none"
+    normalize: str = "standard"  # per channel, fitted on training windows: "standard" (z-score),
+    # "minmax" (to [0, 1]) or "none"
     channels: list[str] | None = None  # subset of the dataset's channels, in this order
     options: dict[str, Any] = field(default_factory=dict)  # source options: hapt activities=12
     # Continuous sources (recordings): split by subject first, then window each recording.
@@ -77,6 +78,7 @@ class TrainConfig:
     optimizer: str = "adamw"  # adam | adamw | rmsprop
     lr: float = 1e-3
     weight_decay: float = 1e-2
+    rmsprop_alpha: float = 0.99  # RMSprop's decay of the squared-gradient average (rho)
     scheduler: str = "onecycle"  # none | step | cosine | plateau | onecycle
     step_size: int = 10  # step scheduler: epochs between decays
     gamma: float = 0.5  # step / plateau decay factor

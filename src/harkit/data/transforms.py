@@ -49,6 +49,29 @@ class Standardizer:
         }
 
 
+class MinMaxScaler(Standardizer):
+    """Per-channel min-max scaling to [0, 1] over the training samples (as in Ordóñez & Roggen
+    2016): the same affine form as :class:`Standardizer`, with ``mean`` = minimum and
+    ``std`` = range, so everything that undoes a Standardizer (augmentation in physical units)
+    works unchanged. Test values outside the training range fall outside [0, 1].
+
+    Example:
+        >>> x = np.stack([np.zeros((4, 1)), 4 * np.ones((4, 1))]).astype(np.float32)
+        >>> MinMaxScaler().fit(x).transform(x)[:, 0, 0].tolist()
+        [0.0, 1.0]
+    """
+
+    def fit(self, X: np.ndarray) -> MinMaxScaler:
+        flat = X.reshape(-1, X.shape[-1]).astype(np.float64)  # (N*T, C): channel axis kept
+        lo, hi = flat.min(0), flat.max(0)
+        self.mean = lo.astype(np.float32)
+        self.std = np.where(hi - lo > 1e-8, hi - lo, 1.0).astype(np.float32)
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "kind": "minmax"}
+
+
 class Identity:
     """No normalisation (``data.normalize=none``)."""
 
@@ -68,12 +91,16 @@ Normalizer = Standardizer | Identity
 def make_normalizer(kind: str) -> Normalizer:
     if kind == "standard":
         return Standardizer()
+    if kind == "minmax":
+        return MinMaxScaler()
     if kind == "none":
         return Identity()
-    raise ConfigError(f"data.normalize={kind!r}: expected 'standard' or 'none'")
+    raise ConfigError(f"data.normalize={kind!r}: expected 'standard', 'minmax' or 'none'")
 
 
 def normalizer_from_state(state: dict[str, Any]) -> Normalizer:
     if state.get("kind") == "standard":
         return Standardizer(np.asarray(state["mean"]), np.asarray(state["std"]))
+    if state.get("kind") == "minmax":
+        return MinMaxScaler(np.asarray(state["mean"]), np.asarray(state["std"]))
     return Identity()
