@@ -35,7 +35,8 @@ FAST = ["train.refit=false", "train.num_threads=2", "model.width=32"]
 RECIPES: dict[str, tuple[str, str, list[str], str]] = {
     "hapt6-harcnn": ("loso", "hapt", ["data.options.activities=6", "train.epochs=10", *FAST],
                      "HAPT 6 activities, 2.56 s windows, 50% overlap"),
-    "hapt12-harcnn": ("loso", "hapt", ["data.options.activities=12", "train.epochs=10", *FAST],
+    "hapt12-harcnn": ("loso", "hapt", ["data.options.activities=12", "train.epochs=10",
+                                       "train.class_weights=true", *FAST],
                       "HAPT 12 classes incl. the 6 postural transitions"),
     "mhad-harcnn": ("loso", "berkeley-mhad", ["data.options.trial_length=64", "train.epochs=40",
                                               "train.batch_size=32", "train.refit=false",
