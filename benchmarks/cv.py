@@ -82,15 +82,26 @@ def subset_f1(cv_dir: Path, labels: list[int]) -> dict[str, float]:
     return {"mean": float(np.mean(per_fold)), "std": float(np.std(per_fold)), "pooled": pooled}
 
 
-def run(recipe: str, data_dir: str, run_root: Path, model: str | None) -> dict[str, Any]:
-    name = f"{recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
-    cmd = command(recipe, data_dir, run_root, name, model)
-    shown = "harkit " + shlex.join(cmd[1:])
-    print(f"$ {shown}", flush=True)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO)
-    wall = time.perf_counter() - t0
-    cv_dir = run_root / name
+def run(recipe: str, data_dir: str, run_root: Path, model: str | None,
+        rescore: Path | None = None) -> dict[str, Any]:
+    """Run the recipe's `harkit cv` command, or with ``rescore`` re-score a finished cv
+    directory of that recipe from its saved predictions (`harkit cv --resume`)."""
+    if rescore is None:
+        name = f"{recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
+        cmd = command(recipe, data_dir, run_root, name, model)
+        shown = "harkit " + shlex.join(cmd[1:])
+        print(f"$ {shown}", flush=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=REPO)
+        wall = time.perf_counter() - t0
+        cv_dir = run_root / name
+    else:
+        cv_dir = rescore
+        meta = json.loads((cv_dir / "cv.json").read_text())
+        shown = meta["command"]
+        subprocess.run([HARKIT, "cv", "--resume", str(cv_dir), "--no-progress"], check=True,
+                       cwd=REPO)
+        wall = float("nan")
     summary = json.loads((cv_dir / "summary.json").read_text())
     folds = list(csv.DictReader((cv_dir / "folds.csv").read_text().splitlines()))
     subjects = list(csv.DictReader((cv_dir / "subjects.csv").read_text().splitlines()))
@@ -105,8 +116,9 @@ def markdown(r: dict[str, Any]) -> str:
     s = r["summary"]
     lines = [f"### `{r['recipe']}`: {r['note']} ({r['date']})", "", f"    {r['command']}", "",
              f"Machine: {r['machine'].rsplit(', ', 1)[0]} (torch threads as in the command). "
-             f"Wall time {r['wall_s'] / 60:.1f} min for "
-             f"{s['n_folds']} folds.", "",
+             + (f"Wall time {r['wall_s'] / 60:.1f} min for {s['n_folds']} folds." if r["wall_s"]
+                == r["wall_s"] else f"Re-scored {s['n_folds']} finished folds from their saved "
+                                    "predictions."), "",
              "| score | mean | std | min | max |", "| --- | --- | --- | --- | --- |"]
     for k in ("accuracy", "macro_f1", "weighted_f1", "macro_f1_without_null"):
         if k in s:
@@ -133,6 +145,8 @@ def main() -> None:
     ap.add_argument("--run-root", default=str(REPO / "runs" / "benchmarks"))
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--no-markdown", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument("--rescore", type=Path, help="re-score this finished cv directory of the "
+                                                  "(single) recipe instead of running it")
     args = ap.parse_args()
     if args.list:
         for k, (protocol, dataset, overrides, note) in RECIPES.items():
@@ -143,7 +157,7 @@ def main() -> None:
     for recipe in args.recipes:
         if recipe not in RECIPES:
             sys.exit(f"unknown recipe {recipe!r}; --list shows them")
-        r = run(recipe, args.data_dir, Path(args.run_root), args.model)
+        r = run(recipe, args.data_dir, Path(args.run_root), args.model, args.rescore)
         (out / f"cv_{recipe}_{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
             json.dumps(r, indent=2))
         text = markdown(r)

@@ -92,3 +92,12 @@ def test_cli_loso_subset(tiny_cfg: list[str], tmp_path: Path,
     rows = list(csv.DictReader((tmp_path / "runs" / "loso" / "folds.csv").read_text().splitlines()))
     assert [r["test_subjects"] for r in rows] == ["2", "7"]
     assert main(["cv", "--subjects", "x", *sets]) == 2
+
+
+def test_absent_classes_do_not_count_as_zero_f1() -> None:
+    # a leave-one-subject-out fold where this subject never performed class "c"
+    r = evaluate_predictions(np.array([0, 0, 1]), np.array([0, 0, 1]), ["a", "b", "c"])
+    assert r.macro_f1 == 1.0 and r.per_class["c"]["support"] == 0
+    # ... but a class that is predicted without occurring is an error and counts
+    r = evaluate_predictions(np.array([0, 0, 1]), np.array([0, 2, 1]), ["a", "b", "c"])
+    assert r.macro_f1 == pytest.approx(np.mean([2 / 3, 1.0, 0.0]))

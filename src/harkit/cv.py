@@ -182,18 +182,19 @@ def cross_validate(config: ExperimentConfig | dict[str, Any] | str | Path | None
                 fold_cfg = replace(cfg, run_root=str(cv_dir), name=fold_name,
                                    data=replace(cfg.data, test_subjects=test))
                 train_run(fold_cfg, progress=progress, command=command)
-        report = EvalReport.load(fold_dir / "metrics.json")
-        truth, pred = _fold_predictions(fold_dir)
+        classes = EvalReport.load(fold_dir / "metrics.json").classes
+        truth, pred, subj = _fold_predictions(fold_dir)
+        # scored from the saved predictions, so a resumed cv re-scores with current code
+        report = evaluate_predictions(truth, pred, classes, subjects=subj)
         y_true.append(truth)
         y_pred.append(pred)
-        classes = report.classes
         row: dict[str, Any] = {"fold": fold_name,
                                "test_subjects": " ".join(map(str, test or [])) or "dataset",
                                "n_windows": report.n_windows}
         row.update({k: getattr(report, k) for k in SCORES if getattr(report, k) is not None})
         rows.append(row)
-        for subj, m in report.per_subject.items():
-            subject_rows.append({"subject": int(subj), "fold": fold_name, **m})
+        for sid, m in report.per_subject.items():
+            subject_rows.append({"subject": int(sid), "fold": fold_name, **m})
         _write_tables(cv_dir, rows, subject_rows)
 
     pooled = evaluate_predictions(np.concatenate(y_true), np.concatenate(y_pred), classes,
@@ -212,7 +213,7 @@ def cross_validate(config: ExperimentConfig | dict[str, Any] | str | Path | None
     return CVResult(cv_dir, protocol, rows, subject_rows, summary, pooled)
 
 
-def _fold_predictions(fold_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def _fold_predictions(fold_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A fold's test labels and predictions (saved by :func:`harkit.api.evaluate_run`)."""
     path = fold_dir / "test_predictions.npz"
     if not path.exists():
@@ -220,7 +221,7 @@ def _fold_predictions(fold_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
         evaluate_run(fold_dir, "test", plots=False)
     with np.load(path) as z:
-        return z["y_true"], z["y_pred"]
+        return z["y_true"], z["y_pred"], z["subjects"]
 
 
 def _write_tables(cv_dir: Path, rows: list[dict[str, Any]],

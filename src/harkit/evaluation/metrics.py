@@ -111,7 +111,7 @@ def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray, classes: list[s
     null = find_null_class(classes)
     f1_nn = acc_nn = None
     if null is not None:
-        others = [i for i in labels if i != null]
+        others = [int(i) for i in np.union1d(y_true, y_pred) if i != null]
         f1_nn = float(f1_score(y_true, y_pred, labels=others, average="macro", zero_division=0))
         keep = y_true != null
         acc_nn = float(np.mean(y_pred[keep] == y_true[keep])) if keep.any() else 0.0
@@ -124,12 +124,16 @@ def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray, classes: list[s
                 "macro_f1": float(f1_score(y_true[m], y_pred[m], average="macro",
                                            labels=np.unique(y_true[m]), zero_division=0)),
             }
+    # Macro averages run over the classes that occur (in the truth or the predictions): a
+    # class absent from this split and never predicted (a rare transition in one subject's
+    # leave-one-subject-out fold) is not counted as an F1 of 0.
+    seen = [int(c) for c in np.union1d(y_true, y_pred)] or labels
     return EvalReport(
         null_class=None if null is None else classes[null], macro_f1_without_null=f1_nn,
         accuracy_without_null=acc_nn, per_subject=per_subject,
         split=split, n_windows=len(y_true), accuracy=acc,
-        macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        weighted_f1=float(f1_score(y_true, y_pred, labels=labels, average="weighted",
+        macro_f1=float(f1_score(y_true, y_pred, labels=seen, average="macro", zero_division=0)),
+        weighted_f1=float(f1_score(y_true, y_pred, labels=seen, average="weighted",
                                    zero_division=0)),
         classes=list(classes), per_class=per_class, confusion=cm.tolist(),
         confusion_normalized=np.round(cmn, 6).tolist(),
