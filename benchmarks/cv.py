@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from uci_har import HARKIT, REPO, machine
+from common import machine
+from uci_har import HARKIT, REPO
 
 # recipe -> (protocol, dataset, overrides, note)
 # LOSO trains one model per subject (30 on HAPT): a narrower harcnn, 10 epochs, and the

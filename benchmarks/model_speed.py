@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import time
@@ -29,23 +28,12 @@ from typing import Any
 
 import torch
 
+from common import machine
+
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("model_speed")
 # HAPT 6 / 12 activities, OPPORTUNITY gestures, Skoda, UCI HAR
 DEFAULT_SHAPES = ["6,6,128", "6,12,128", "113,18,24", "30,11,24", "9,6,128"]
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from common import machine
 
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
@@ -94,21 +95,6 @@ def run_harkit(name: str, train: Any, test: Any, preprocessing: dict[str, Any]) 
             **_scores(test.y, pred)}
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, {THREADS} threads per implementation")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data-dir", default=os.environ.get("HARKIT_DATA_DIR", "../shared/data"))
@@ -157,7 +143,8 @@ def main() -> None:
                             "--aeon-names", *[PAIRS[m] for m in args.models]],
                            check=True, env=env)
             results += json.loads(out.read_text())
-    payload = {"started": started, "machine": machine(), "results": results,
+    payload = {"started": started, "machine": machine(f"{THREADS} threads per implementation"),
+               "results": results,
                "data": f"UCI HAR official split: train {train.X.shape}, test {test.X.shape}"}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(payload, indent=1))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from common import machine
 
 REPO = Path(__file__).resolve().parents[1]
 HARKIT = str(Path(sys.executable).parent / "harkit")
@@ -42,21 +43,6 @@ RECIPES: dict[str, list[str]] = {
                      "train.grad_clip=1.0", "train.refit=false"],
 }
 SEEDS = {"harcnn": [0, 1, 2]}  # the default model is run with several seeds
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
 
 
 def final_model(run: Path, info: dict[str, object]) -> str:

@@ -36,6 +36,15 @@ def _print_report(report: Any) -> None:
     console.print(report_table(report))
 
 
+def _overrides(dataset: str | None, model: str | None, epochs: int | None, data_dir: str | None,
+               run_root: str | None, name: str | None, set_: list[str] | None) -> list[str]:
+    """The shortcut options as dotted overrides, followed by the explicit ``--set`` ones."""
+    out = [f"{key}={value}" for key, value in (
+        ("data.dataset", dataset), ("model.name", model), ("train.epochs", epochs),
+        ("data.data_dir", data_dir), ("run_root", run_root), ("name", name)) if value is not None]
+    return out + list(set_ or [])
+
+
 @app.command()
 def train(
     dataset: Annotated[str | None, typer.Option(help="registered dataset (harkit datasets)")] = None,
@@ -62,13 +71,7 @@ def train(
     _setup_logging(verbose or not (progress and err.is_terminal))
     from harkit.api import train as run_train
 
-    overrides: list[str] = []
-    for key, value in (("data.dataset", dataset), ("model.name", model),
-                       ("train.epochs", epochs), ("data.data_dir", data_dir),
-                       ("run_root", run_root), ("name", name)):
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    overrides += set_ or []
+    overrides = _overrides(dataset, model, epochs, data_dir, run_root, name, set_)
     if resume is not None and config is not None:
         raise HarkitError("--resume takes the config stored in the run; drop --config")
     result = run_train(config, overrides=overrides, resume=resume, stop_after=stop_after,
@@ -124,13 +127,7 @@ def cv(
     logging.getLogger("harkit.cv").setLevel(logging.INFO)
     from harkit.cv import cross_validate
 
-    overrides: list[str] = []
-    for key, value in (("data.dataset", dataset), ("model.name", model),
-                       ("train.epochs", epochs), ("data.data_dir", data_dir),
-                       ("run_root", run_root), ("name", name)):
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    overrides += set_ or []
+    overrides = _overrides(dataset, model, epochs, data_dir, run_root, name, set_)
     if resume is not None and (config is not None or overrides):
         raise HarkitError("--resume continues a cv directory with its stored settings; drop "
                           "the other options")
