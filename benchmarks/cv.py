@@ -71,7 +71,7 @@ def subset_f1(cv_dir: Path, labels: list[int]) -> dict[str, float]:
     from sklearn.metrics import f1_score
 
     per_fold, yt, yp = [], [], []
-    for fold in sorted(cv_dir.glob("fold*")):
+    for fold in sorted(d for d in cv_dir.glob("fold[0-9]*") if d.is_dir()):
         with np.load(fold / "test_predictions.npz") as z:
             t, p = z["y_true"], z["y_pred"]
         present = [c for c in labels if (t == c).any()]
