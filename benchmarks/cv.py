@@ -62,7 +62,10 @@ SUBSETS = {"hapt12-harcnn": HAPT12_SUBSETS, "hapt12-harcnn-15ep": HAPT12_SUBSETS
 
 def command(recipe: str, data_dir: str, run_root: Path, name: str, model: str | None) -> list[str]:
     protocol, dataset, overrides, _ = RECIPES[recipe]
-    model = model or recipe.split("-", 1)[1]
+    if model is None:  # the registered model named in the recipe: "hapt12-harcnn-15ep"
+        from harkit.models import list_models
+
+        model = next(part for part in recipe.split("-") if part in list_models())
     cmd = [HARKIT, "cv", "--dataset", dataset, "--model", model, "--protocol", protocol,
            "--data-dir", data_dir, "--run-root", str(run_root), "--name", name, "--no-progress"]
     for o in overrides:
