@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from harkit.data.gaps import fill_gaps
 from harkit.data.recording import UNLABELED, Recording, RecordingDataset
 from harkit.data.sources import DATASETS
 from harkit.errors import ConfigError, DataFormatError
@@ -150,21 +151,6 @@ def _text(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v).strip()
-
-
-def _interpolate_gaps(x: np.ndarray) -> int:
-    """Fill NaN in each column of ``x`` in place by linear interpolation; returns how many."""
-    n = 0
-    idx = np.arange(len(x))
-    for c in range(x.shape[1]):
-        bad = np.isnan(x[:, c])
-        if bad.any():
-            n += int(bad.sum())
-            if bad.all():
-                x[:, c] = 0.0
-            else:
-                x[bad, c] = np.interp(idx[bad], idx[~bad], x[~bad, c])
-    return n
 
 
 def _regrid(t: np.ndarray, x: np.ndarray, lab: np.ndarray, rate: float
@@ -331,8 +317,8 @@ def load_csv(data_dir: str | os.PathLike[str] | None = None, label_column: str =
                 pieces = [(a + p, a + q) for p, q in zip(np.r_[0, jumps], np.r_[jumps, b - a],
                                                          strict=True)]
             for k, (p, q) in enumerate(pieces):
-                sig = x[p:q].copy()
-                filled = _interpolate_gaps(sig)
+                filled = int(np.isnan(x[p:q]).sum())
+                sig, _ = fill_gaps(x[p:q])
                 if filled:
                     log.warning("%s: %d empty channel value(s) interpolated", path, filled)
                 name = path.name.split(".")[0]

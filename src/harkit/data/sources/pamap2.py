@@ -51,10 +51,11 @@ from typing import Any
 import numpy as np
 
 from harkit.data.archive import Archive
+from harkit.data.gaps import fill_gaps
 from harkit.data.recording import UNLABELED, Recording, RecordingDataset
 from harkit.data.resample import resample_recording
 from harkit.data.sources import DATASETS
-from harkit.data.sources.opportunity import fill_gaps, parse_gappy_table, row_line
+from harkit.data.sources.opportunity import parse_gappy_table, row_line
 from harkit.data.store import cached_parse, locate
 from harkit.errors import ConfigError, DataFormatError
 
