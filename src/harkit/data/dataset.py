@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harkit.data.skeleton import SkeletonInfo
 from harkit.errors import ConfigError
 
 
@@ -61,6 +62,9 @@ class WindowedDataset:
         sampling_rate: samples per second.
         hop: samples between the starts of consecutive windows of one recording.
         splits: dataset-defined splits, e.g. ``{"train": ..., "test": ...}``.
+        skeleton: for skeleton datasets, how the channels unflatten to
+            ``(time, bodies, joints, dims)`` (see :mod:`harkit.data.skeleton`); None for
+            sensor data.
     """
 
     name: str
@@ -71,6 +75,7 @@ class WindowedDataset:
     splits: dict[str, WindowSet]
     units: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    skeleton: SkeletonInfo | None = None
 
     @property
     def window_len(self) -> int:
@@ -99,7 +104,7 @@ class WindowedDataset:
         return WindowedDataset(self.name, list(self.channels), list(self.classes),
                                self.sampling_rate, self.hop,
                                {"train": pooled.select(~mask), "test": pooled.select(mask)},
-                               dict(self.units), self.description)
+                               dict(self.units), self.description, self.skeleton)
 
     def select_channels(self, names: list[str]) -> WindowedDataset:
         """A copy keeping only the channels ``names``, in that order."""
@@ -116,4 +121,6 @@ class WindowedDataset:
         return WindowedDataset(
             self.name, list(names), self.classes, self.sampling_rate, self.hop, splits,
             {n: self.units.get(n, "") for n in names}, self.description,
+            # a subset of a skeleton's channels is no longer that skeleton
+            self.skeleton if list(names) == list(self.channels) else None,
         )

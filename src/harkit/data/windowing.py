@@ -78,3 +78,30 @@ def to_samples(value: int | str, rate: float, field: str = "data.window") -> int
         raise ConfigError(f"{field}: {value!r} is {n} samples at {rate:g} Hz; it must be at "
                           "least one sample")
     return n
+
+
+def to_length(x: np.ndarray, length: int, policy: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(time, dims)`` to ``length`` samples and the 0/1 validity of each output sample.
+
+    ``pad`` repeats the last value (and cuts longer cases); ``resample`` linearly
+    interpolates the whole case onto ``length`` evenly spaced points (all valid).
+
+    Example:
+        >>> x = np.array([[0.0], [2.0]])
+        >>> y, valid = to_length(x, 3, "pad")
+        >>> y[:, 0].tolist(), valid.tolist()
+        ([0.0, 2.0, 2.0], [1.0, 1.0, 0.0])
+        >>> to_length(x, 3, "resample")[0][:, 0].tolist()
+        [0.0, 1.0, 2.0]
+    """
+    n = len(x)
+    if policy == "pad":
+        valid = (np.arange(length) < n).astype(np.float32)
+        if n >= length:
+            return x[:length], valid
+        return np.concatenate([x, np.repeat(x[-1:], length - n, axis=0)]), valid
+    if n == 1:
+        return np.repeat(x, length, axis=0), np.ones(length, np.float32)
+    pos = np.linspace(0.0, n - 1, length)
+    cols = [np.interp(pos, np.arange(n), x[:, c]) for c in range(x.shape[1])]
+    return np.stack(cols, axis=1).astype(x.dtype), np.ones(length, np.float32)

@@ -54,6 +54,7 @@ import numpy as np
 from harkit.data.dataset import WindowedDataset, WindowSet
 from harkit.data.sources import DATASETS
 from harkit.data.store import cached_parse, configured_data_dir
+from harkit.data.windowing import to_length
 from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 CACHE_VERSION = 1
@@ -287,33 +288,6 @@ def read_ts(path: str | os.PathLike[str], use_cache: bool = True) -> TsFile:
         return parse_ts(src.read_bytes(), str(src))
 
     return cached_parse("ts", CACHE_VERSION, p, parse, _save, _load, use_cache)
-
-
-def to_length(x: np.ndarray, length: int, policy: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(time, dims)`` to ``length`` samples and the 0/1 validity of each output sample.
-
-    ``pad`` repeats the last value (and cuts longer cases); ``resample`` linearly
-    interpolates the whole case onto ``length`` evenly spaced points (all valid).
-
-    Example:
-        >>> x = np.array([[0.0], [2.0]])
-        >>> y, valid = to_length(x, 3, "pad")
-        >>> y[:, 0].tolist(), valid.tolist()
-        ([0.0, 2.0, 2.0], [1.0, 1.0, 0.0])
-        >>> to_length(x, 3, "resample")[0][:, 0].tolist()
-        [0.0, 1.0, 2.0]
-    """
-    n = len(x)
-    if policy == "pad":
-        valid = (np.arange(length) < n).astype(np.float32)
-        if n >= length:
-            return x[:length], valid
-        return np.concatenate([x, np.repeat(x[-1:], length - n, axis=0)]), valid
-    if n == 1:
-        return np.repeat(x, length, axis=0), np.ones(length, np.float32)
-    pos = np.linspace(0.0, n - 1, length)
-    cols = [np.interp(pos, np.arange(n), x[:, c]) for c in range(x.shape[1])]
-    return np.stack(cols, axis=1).astype(x.dtype), np.ones(length, np.float32)
 
 
 def _find_pair(data_dir: str | os.PathLike[str] | None, problem: str | None

@@ -1,0 +1,410 @@
+"""Skeleton joint layouts and the bridge between skeleton sequences and sensor-style windows.
+
+A skeleton sequence is ``(time, bodies, joints, dims)``: ``dims`` is 2 (x, y), 3 (x, y, z) or
+3 for 2D keypoints with a confidence. A :class:`Layout` names the joints and gives the bone
+graph (edges), the body-part groups (for part-based models) and the centre joint(s).
+
+harkit keeps one pipeline for sensors and skeletons: a skeleton dataset is a
+:class:`~harkit.data.dataset.WindowedDataset` whose windows are the sequences flattened to
+``(windows, time, bodies * joints * dims)`` in body-major, joint-major, dim-minor order
+(channel ``b0.neck.x``), optionally followed by one ``valid`` channel (1 on real frames, 0 on
+padding). Its :attr:`~harkit.data.dataset.WindowedDataset.skeleton` field (a
+:class:`SkeletonInfo`) tells skeleton models and skeleton augmentations how to unflatten;
+every sensor model simply sees channels.
+
+Example:
+    >>> lay = get_layout("coco18")
+    >>> lay.n_joints, lay.joints[1], lay.index("neck")
+    (18, 'neck', 1)
+    >>> info = SkeletonInfo("coco18", bodies=1, dims=2)
+    >>> info.channel_names()[:3]
+    ['b0.nose.x', 'b0.nose.y', 'b0.neck.x']
+    >>> x = np.zeros((4, 10, info.n_channels), np.float32)
+    >>> unflatten(x, info).shape
+    (4, 10, 1, 18, 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harkit.errors import ConfigError
+
+DIM_NAMES = {2: ("x", "y"), 3: ("x", "y", "z")}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A named joint layout.
+
+    Attributes:
+        name: registry name (``coco18``, ``ntu25``, ...).
+        joints: joint names in array order.
+        edges: bones as ``(parent, child)`` joint index pairs (a tree where the layout is one).
+        parts: body-part groups, name -> joint indices (torso, arms, legs where present).
+        centre: joint indices whose mean is the body centre (root for centring).
+        description: where the layout comes from.
+    """
+
+    name: str
+    joints: tuple[str, ...]
+    edges: tuple[tuple[int, int], ...]
+    parts: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    centre: tuple[int, ...] = (0,)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.joints)
+        if len(set(self.joints)) != n:
+            raise ConfigError(f"layout {self.name!r}: joint names must be distinct")
+        for a, b in self.edges:
+            if not (0 <= a < n and 0 <= b < n) or a == b:
+                raise ConfigError(f"layout {self.name!r}: edge ({a}, {b}) is not a pair of "
+                                  f"distinct joints in 0..{n - 1}")
+        for part, idx in self.parts.items():
+            if not idx or any(not 0 <= i < n for i in idx):
+                raise ConfigError(f"layout {self.name!r}: part {part!r} has joint indices "
+                                  f"outside 0..{n - 1}")
+        if not self.centre or any(not 0 <= i < n for i in self.centre):
+            raise ConfigError(f"layout {self.name!r}: centre {self.centre} outside 0..{n - 1}")
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.joints)
+
+    def index(self, joint: str) -> int:
+        try:
+            return self.joints.index(joint)
+        except ValueError:
+            raise ConfigError(f"layout {self.name!r} has no joint {joint!r}; it has "
+                              f"{list(self.joints)}") from None
+
+    def adjacency(self, self_loops: bool = True) -> np.ndarray:
+        """Symmetric 0/1 adjacency ``(joints, joints)`` of the bone graph."""
+        a = np.zeros((self.n_joints, self.n_joints), np.float32)
+        for i, j in self.edges:
+            a[i, j] = a[j, i] = 1.0
+        if self_loops:
+            a += np.eye(self.n_joints, dtype=np.float32)
+        return a
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["joints"] = list(self.joints)
+        d["edges"] = [list(e) for e in self.edges]
+        d["parts"] = {k: list(v) for k, v in self.parts.items()}
+        d["centre"] = list(self.centre)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Layout:
+        """A layout from ``to_dict`` output or a user's declaration (joint names may be used
+        in ``edges``, ``parts`` and ``centre`` instead of indices)."""
+        try:
+            joints = tuple(str(j) for j in d["joints"])
+            name = str(d.get("name", "custom"))
+        except (KeyError, TypeError):
+            raise ConfigError("a skeleton layout needs 'joints' (a list of names)") from None
+
+        def idx(v: Any) -> int:
+            if isinstance(v, str):
+                if v not in joints:
+                    raise ConfigError(f"layout {name!r}: unknown joint {v!r}")
+                return joints.index(v)
+            return int(v)
+
+        return Layout(
+            name=name, joints=joints,
+            edges=tuple((idx(a), idx(b)) for a, b in d.get("edges", [])),
+            parts={str(k): tuple(idx(i) for i in v) for k, v in d.get("parts", {}).items()},
+            centre=tuple(idx(i) for i in d.get("centre", [0])),
+            description=str(d.get("description", "")))
+
+
+LAYOUTS: dict[str, Layout] = {}
+
+
+def register_layout(layout: Layout) -> Layout:
+    """Add ``layout`` to the named layouts (a user's own layout included)."""
+    LAYOUTS[layout.name] = layout
+    return layout
+
+
+def get_layout(name: str | Layout | dict[str, Any]) -> Layout:
+    """A layout by name (or passed through / built from a dict)."""
+    if isinstance(name, Layout):
+        return name
+    if isinstance(name, dict):
+        return Layout.from_dict(name)
+    if name not in LAYOUTS:
+        raise ConfigError(f"unknown skeleton layout {name!r}; known: {sorted(LAYOUTS)}")
+    return LAYOUTS[name]
+
+
+def _layout(name: str, joints: str, edges: list[tuple[str, str]], parts: dict[str, str],
+            centre: str, description: str) -> Layout:
+    j = tuple(joints.split())
+    ix = {n: i for i, n in enumerate(j)}
+    return register_layout(Layout(
+        name, j, tuple((ix[a], ix[b]) for a, b in edges),
+        {p: tuple(ix[n] for n in v.split()) for p, v in parts.items()},
+        tuple(ix[n] for n in centre.split()), description))
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    out = []
+    for pair in text.split(","):
+        a, b = pair.split("-")
+        out.append((a.strip(), b.strip()))
+    return out
+
+
+_layout(
+    "coco18",
+    "nose neck r_shoulder r_elbow r_wrist l_shoulder l_elbow l_wrist r_hip r_knee r_ankle "
+    "l_hip l_knee l_ankle r_eye l_eye r_ear l_ear",
+    _pairs("neck-nose, neck-r_shoulder, r_shoulder-r_elbow, r_elbow-r_wrist, neck-l_shoulder,"
+           "l_shoulder-l_elbow, l_elbow-l_wrist, neck-r_hip, r_hip-r_knee, r_knee-r_ankle,"
+           "neck-l_hip, l_hip-l_knee, l_knee-l_ankle, nose-r_eye, r_eye-r_ear, nose-l_eye,"
+           "l_eye-l_ear"),
+    {"torso": "nose neck r_eye l_eye r_ear l_ear", "left_arm": "l_shoulder l_elbow l_wrist",
+     "right_arm": "r_shoulder r_elbow r_wrist", "left_leg": "l_hip l_knee l_ankle",
+     "right_leg": "r_hip r_knee r_ankle"},
+    "neck", "OpenPose COCO 18 keypoints (2D, with confidence)")
+
+_layout(
+    "body25",
+    "nose neck r_shoulder r_elbow r_wrist l_shoulder l_elbow l_wrist mid_hip r_hip r_knee "
+    "r_ankle l_hip l_knee l_ankle r_eye l_eye r_ear l_ear l_big_toe l_small_toe l_heel "
+    "r_big_toe r_small_toe r_heel",
+    _pairs("neck-mid_hip, neck-nose, neck-r_shoulder, r_shoulder-r_elbow, r_elbow-r_wrist,"
+           "neck-l_shoulder, l_shoulder-l_elbow, l_elbow-l_wrist, mid_hip-r_hip,"
+           "r_hip-r_knee, r_knee-r_ankle, mid_hip-l_hip, l_hip-l_knee, l_knee-l_ankle,"
+           "nose-r_eye, r_eye-r_ear, nose-l_eye, l_eye-l_ear, l_ankle-l_big_toe,"
+           "l_big_toe-l_small_toe, l_ankle-l_heel, r_ankle-r_big_toe, r_big_toe-r_small_toe,"
+           "r_ankle-r_heel"),
+    {"torso": "nose neck mid_hip r_eye l_eye r_ear l_ear",
+     "left_arm": "l_shoulder l_elbow l_wrist", "right_arm": "r_shoulder r_elbow r_wrist",
+     "left_leg": "l_hip l_knee l_ankle l_big_toe l_small_toe l_heel",
+     "right_leg": "r_hip r_knee r_ankle r_big_toe r_small_toe r_heel"},
+    "mid_hip", "OpenPose BODY_25 keypoints (2D, with confidence)")
+
+BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+"""BODY_25 joint index of each COCO-18 joint (BODY_25 adds mid_hip and the feet)."""
+
+_layout(
+    "ntu25",
+    "spine_base spine_mid neck head l_shoulder l_elbow l_wrist l_hand r_shoulder r_elbow "
+    "r_wrist r_hand l_hip l_knee l_ankle l_foot r_hip r_knee r_ankle r_foot spine_shoulder "
+    "l_hand_tip l_thumb r_hand_tip r_thumb",
+    _pairs("spine_base-spine_mid, spine_mid-spine_shoulder, spine_shoulder-neck, neck-head,"
+           "spine_shoulder-l_shoulder, l_shoulder-l_elbow, l_elbow-l_wrist, l_wrist-l_hand,"
+           "l_hand-l_hand_tip, l_wrist-l_thumb, spine_shoulder-r_shoulder,"
+           "r_shoulder-r_elbow, r_elbow-r_wrist, r_wrist-r_hand, r_hand-r_hand_tip,"
+           "r_wrist-r_thumb, spine_base-l_hip, l_hip-l_knee, l_knee-l_ankle, l_ankle-l_foot,"
+           "spine_base-r_hip, r_hip-r_knee, r_knee-r_ankle, r_ankle-r_foot"),
+    {"torso": "spine_base spine_mid neck head spine_shoulder",
+     "left_arm": "l_shoulder l_elbow l_wrist l_hand l_hand_tip l_thumb",
+     "right_arm": "r_shoulder r_elbow r_wrist r_hand r_hand_tip r_thumb",
+     "left_leg": "l_hip l_knee l_ankle l_foot", "right_leg": "r_hip r_knee r_ankle r_foot"},
+    "spine_mid", "NTU RGB+D / Kinect v2, 25 joints in 3D (metres)")
+
+_KINECT1_EDGES = _pairs(
+    "hip_centre-spine, spine-shoulder_centre, shoulder_centre-head,"
+    "shoulder_centre-l_shoulder, l_shoulder-l_elbow, l_elbow-l_wrist, l_wrist-l_hand,"
+    "shoulder_centre-r_shoulder, r_shoulder-r_elbow, r_elbow-r_wrist, r_wrist-r_hand,"
+    "hip_centre-l_hip, l_hip-l_knee, l_knee-l_ankle, l_ankle-l_foot,"
+    "hip_centre-r_hip, r_hip-r_knee, r_knee-r_ankle, r_ankle-r_foot")
+_KINECT1_PARTS = {
+    "torso": "hip_centre spine shoulder_centre head",
+    "left_arm": "l_shoulder l_elbow l_wrist l_hand",
+    "right_arm": "r_shoulder r_elbow r_wrist r_hand",
+    "left_leg": "l_hip l_knee l_ankle l_foot", "right_leg": "r_hip r_knee r_ankle r_foot"}
+
+_layout(
+    "kinect20",
+    "hip_centre spine shoulder_centre head l_shoulder l_elbow l_wrist l_hand r_shoulder "
+    "r_elbow r_wrist r_hand l_hip l_knee l_ankle l_foot r_hip r_knee r_ankle r_foot",
+    _KINECT1_EDGES, _KINECT1_PARTS, "hip_centre",
+    "Kinect v1 SDK order, 20 joints in 3D (UTKinect-Action3D)")
+
+_layout(
+    "msr20",
+    "l_shoulder r_shoulder shoulder_centre spine l_hip r_hip hip_centre l_elbow r_elbow "
+    "l_wrist r_wrist l_hand r_hand l_knee r_knee l_ankle r_ankle l_foot r_foot head",
+    _KINECT1_EDGES, _KINECT1_PARTS, "hip_centre",
+    "MSR Action3D joint order (Kinect v1, 20 joints in 3D; 'neck' = shoulder_centre)")
+
+_layout(
+    "penn13",
+    "head l_shoulder r_shoulder l_elbow r_elbow l_wrist r_wrist l_hip r_hip l_knee r_knee "
+    "l_ankle r_ankle",
+    _pairs("head-l_shoulder, head-r_shoulder, l_shoulder-r_shoulder, l_shoulder-l_elbow,"
+           "l_elbow-l_wrist, r_shoulder-r_elbow, r_elbow-r_wrist, l_shoulder-l_hip,"
+           "r_shoulder-r_hip, l_hip-r_hip, l_hip-l_knee, l_knee-l_ankle, r_hip-r_knee,"
+           "r_knee-r_ankle"),
+    {"torso": "head l_shoulder r_shoulder", "left_arm": "l_elbow l_wrist",
+     "right_arm": "r_elbow r_wrist", "left_leg": "l_hip l_knee l_ankle",
+     "right_leg": "r_hip r_knee r_ankle"},
+    "l_hip r_hip", "Penn Action, 13 2D keypoints with visibility")
+
+_layout(
+    "natops8",
+    "l_hand_tip r_hand_tip l_elbow r_elbow l_wrist r_wrist l_thumb r_thumb",
+    _pairs("l_elbow-l_wrist, l_wrist-l_hand_tip, l_wrist-l_thumb, r_elbow-r_wrist,"
+           "r_wrist-r_hand_tip, r_wrist-r_thumb"),
+    {"left_arm": "l_elbow l_wrist l_hand_tip l_thumb",
+     "right_arm": "r_elbow r_wrist r_hand_tip r_thumb"},
+    "l_elbow r_elbow", "NATOPS (UEA), 8 body locations in 3D")
+
+
+@dataclass(frozen=True)
+class SkeletonInfo:
+    """How a skeleton dataset's flattened channels unflatten.
+
+    Attributes:
+        layout: layout name (or a full layout dict for a user's own layout).
+        bodies: bodies per frame (``M``).
+        dims: values per joint (2 or 3; 3 may be x, y, confidence for 2D keypoints).
+        dim_names: names of the ``dims`` values (default x, y[, z]).
+        valid_channel: whether a trailing ``valid`` channel (1 = real frame) follows.
+    """
+
+    layout: str | dict[str, Any]
+    bodies: int = 1
+    dims: int = 3
+    dim_names: tuple[str, ...] = ()
+    valid_channel: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dims < 1 or self.bodies < 1:
+            raise ConfigError(f"skeleton: bodies={self.bodies}, dims={self.dims} must be >= 1")
+        if self.dim_names and len(self.dim_names) != self.dims:
+            raise ConfigError(f"skeleton: {len(self.dim_names)} dim_names for {self.dims} dims")
+
+    @property
+    def get_layout(self) -> Layout:
+        return get_layout(self.layout)
+
+    @property
+    def n_joints(self) -> int:
+        return self.get_layout.n_joints
+
+    @property
+    def n_coords(self) -> int:
+        """Channels that carry joint values (``bodies * joints * dims``)."""
+        return self.bodies * self.n_joints * self.dims
+
+    @property
+    def n_channels(self) -> int:
+        return self.n_coords + int(self.valid_channel)
+
+    def names_of_dims(self) -> tuple[str, ...]:
+        return self.dim_names or DIM_NAMES.get(self.dims, tuple(f"d{i}" for i in
+                                                               range(self.dims)))
+
+    def channel_names(self) -> list[str]:
+        dn = self.names_of_dims()
+        names = [f"b{m}.{j}.{d}" for m in range(self.bodies) for j in self.get_layout.joints
+                 for d in dn]
+        return names + (["valid"] if self.valid_channel else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["dim_names"] = list(self.dim_names)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> SkeletonInfo:
+        d = dict(d)
+        d["dim_names"] = tuple(d.get("dim_names", ()))
+        return SkeletonInfo(**d)
+
+
+def flatten(seq: np.ndarray) -> np.ndarray:
+    """``(..., time, bodies, joints, dims)`` -> ``(..., time, bodies * joints * dims)``."""
+    return seq.reshape(*seq.shape[:-3], -1)
+
+
+def unflatten(x: Any, info: SkeletonInfo) -> Any:
+    """``(..., time, channels)`` -> ``(..., time, bodies, joints, dims)`` (numpy or torch);
+    a trailing ``valid`` channel is dropped (take it with ``x[..., -1]``)."""
+    coords = x[..., : info.n_coords]
+    return coords.reshape(*x.shape[:-1], info.bodies, info.n_joints, info.dims)
+
+
+LENGTH_POLICIES = ("resample", "pad")
+
+
+def sequences_to_windows(seqs: list[np.ndarray], length: int, policy: str = "resample",
+                         valid_channel: bool | None = None) -> np.ndarray:
+    """Skeleton sequences ``(time_i, bodies, joints, dims)`` of any lengths -> windows
+    ``(n, length, bodies * joints * dims [+ 1])``.
+
+    ``resample`` linearly interpolates each whole sequence onto ``length`` frames (a
+    sequence is one action, so this keeps all of it); ``pad`` repeats the last frame (and cuts
+    longer sequences) and appends a ``valid`` channel (1 on real frames). ``valid_channel``
+    forces that channel on or off (default: on for ``pad``).
+
+    Example:
+        >>> a = np.zeros((5, 1, 2, 3), np.float32); b = np.ones((2, 1, 2, 3), np.float32)
+        >>> w = sequences_to_windows([a, b], 4, "pad")
+        >>> w.shape, w[1, :, -1].tolist()
+        ((2, 4, 7), [1.0, 1.0, 0.0, 0.0])
+    """
+    from harkit.data.windowing import to_length
+
+    if policy not in LENGTH_POLICIES:
+        raise ConfigError(f"skeleton length policy {policy!r}: expected one of "
+                          f"{LENGTH_POLICIES}")
+    if not isinstance(length, int) or length < 1:
+        raise ConfigError(f"skeleton sequence length {length!r}: expected a positive integer")
+    valid = policy == "pad" if valid_channel is None else valid_channel
+    out = []
+    for s in seqs:
+        if s.ndim != 4 or len(s) == 0:
+            raise ValueError(f"a skeleton sequence must be (time>0, bodies, joints, dims), got "
+                             f"{s.shape}")
+        x, v = to_length(flatten(s).astype(np.float32), length, policy)
+        out.append(np.concatenate([x, v[:, None]], axis=1) if valid else x)
+    if not out:
+        width = 0 if not seqs else flatten(seqs[0]).shape[-1]
+        return np.empty((0, length, width + int(valid)), np.float32)
+    return np.stack(out).astype(np.float32)
+
+
+def skeleton_dataset(name: str, classes: list[str], info: SkeletonInfo,
+                     splits: dict[str, tuple[list[np.ndarray], np.ndarray, np.ndarray]],
+                     length: int, policy: str = "resample", sampling_rate: float = 30.0,
+                     description: str = "") -> Any:
+    """A :class:`~harkit.data.dataset.WindowedDataset` of skeleton sequences.
+
+    Args:
+        name: the source's registry name.
+        classes: class names.
+        info: the layout, bodies and dims of every sequence (``valid_channel`` is set here
+            from ``policy``).
+        splits: split name -> (sequences ``(time_i, bodies, joints, dims)``, labels
+            ``(n,)``, subject ids ``(n,)``).
+        length, policy: see :func:`sequences_to_windows`.
+        sampling_rate: frames per second of the source.
+    """
+    from dataclasses import replace
+
+    from harkit.data.dataset import WindowedDataset, WindowSet
+
+    info = replace(info, valid_channel=policy == "pad")
+    ws = {}
+    for split, (seqs, y, subjects) in splits.items():
+        for s in seqs:
+            if s.shape[1:] != (info.bodies, info.n_joints, info.dims):
+                raise ValueError(f"{name} {split}: a sequence of shape {s.shape}, expected "
+                                 f"(time, {info.bodies}, {info.n_joints}, {info.dims})")
+        ws[split] = WindowSet(sequences_to_windows(seqs, length, policy),
+                              np.asarray(y, np.int64), np.asarray(subjects, np.int64))
+    units = {"valid": "0/1"} if info.valid_channel else {}
+    return WindowedDataset(name, info.channel_names(), list(classes), float(sampling_rate),
+                           length, ws, units, description, info)
