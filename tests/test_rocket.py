@@ -312,3 +312,18 @@ def test_bad_rocket_parameters_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="alphas"):
         create_model("hydra", 3, 2, 64, alphas=[0.0])
     assert N_KERNELS == 84
+
+
+def test_float32_eigendecomposition_picks_the_same_alpha_and_classes() -> None:
+    rng = np.random.default_rng(3)
+    n, p, k = 300, 500, 4
+    y = np.arange(n) % k
+    Z = rng.standard_normal((n, p)) + 0.5 * np.eye(k)[y] @ rng.standard_normal((k, p))
+    alphas = np.logspace(-3, 3, 10).tolist()
+    W64, b64, a64, _ = ridge_loo(torch.tensor(Z), torch.tensor(y), k, alphas, float32_from=None)
+    W32, b32, a32, _ = ridge_loo(torch.tensor(Z), torch.tensor(y), k, alphas, float32_from=1)
+    assert a32 == a64
+    d64 = torch.tensor(Z) @ W64.double().T + b64.double()
+    d32 = torch.tensor(Z) @ W32.double().T + b32.double()
+    torch.testing.assert_close(d32, d64, rtol=1e-3, atol=1e-3)
+    assert torch.equal(d32.argmax(1), d64.argmax(1))
