@@ -408,3 +408,314 @@ def skeleton_dataset(name: str, classes: list[str], info: SkeletonInfo,
     units = {"valid": "0/1"} if info.valid_channel else {}
     return WindowedDataset(name, info.channel_names(), list(classes), float(sampling_rate),
                            length, ws, units, description, info)
+
+
+# --- per-sequence transforms --------------------------------------------------------------
+#
+# Pure functions of one sequence ``(time, bodies, joints, dims)``: nothing is fitted, so a
+# source applies them once while loading and training, evaluation and inference all see the
+# same values. A joint counts as missing where any of its values is not finite or all of them
+# are exactly 0 (the Kinect and OpenPose convention for an untracked joint); missing joints
+# are left as they are (zeros stay zeros) and never enter a centre or a body size. For 2D
+# keypoints with a confidence, pass the coordinates only (``seq[..., :2]``).
+
+
+def joint_mask(seq: np.ndarray) -> np.ndarray:
+    """Which joints were measured: boolean ``(time, bodies, joints)`` (finite values, not all
+    zeros).
+
+    Example:
+        >>> s = np.array([[[[0.0, 0.0], [1.0, 0.0], [np.nan, 2.0]]]])   # (1, 1, 3, 2)
+        >>> joint_mask(s).tolist()
+        [[[False, True, False]]]
+    """
+    return np.isfinite(seq).all(axis=-1) & (seq != 0).any(axis=-1)
+
+
+def _as_sequence(seq: np.ndarray, layout: Layout) -> np.ndarray:
+    """A floating copy of ``seq`` after checking it is ``(time, bodies, joints, dims)``."""
+    seq = np.asarray(seq)
+    if seq.ndim != 4 or seq.shape[2] != layout.n_joints:
+        raise ValueError(f"a {layout.name} skeleton sequence must be (time, bodies, "
+                         f"{layout.n_joints}, dims), got shape {seq.shape}")
+    return seq.astype(np.result_type(seq.dtype, np.float32), copy=True)
+
+
+def _joint_indices(layout: Layout, joints: Any) -> tuple[int, ...]:
+    out = tuple(layout.index(j) if isinstance(j, str) else int(j) for j in joints)
+    if not out or any(not 0 <= i < layout.n_joints for i in out):
+        raise ConfigError(f"layout {layout.name!r}: centre joints {list(joints)} must be joint "
+                          f"names or indices in 0..{layout.n_joints - 1}")
+    return out
+
+
+def centre(seq: np.ndarray, layout: str | Layout, joints: Any = None,
+           per_frame: bool = False) -> np.ndarray:
+    """Translate a sequence so that the body centre is the origin.
+
+    The centre is the mean of the measured ``joints`` (default: the layout's ``centre``) of
+    body 0, the main actor; every body is moved by the same vector, so two people keep their
+    relative position. By default the centre of the first frame where it is measured is
+    subtracted from every frame: the body's own movement through space (walking, jumping)
+    stays in the data. ``per_frame=True`` subtracts each frame's own centre instead (frames
+    without a measured centre use the nearest earlier one, else the first). Missing joints
+    stay untouched; a sequence whose centre is never measured is returned unchanged.
+
+    Args:
+        seq: ``(time, bodies, joints, dims)``.
+        layout: the joint layout of ``seq``.
+        joints: joint names or indices whose mean is the centre.
+        per_frame: centre every frame, not only the first.
+
+    Returns:
+        a float copy of ``seq``, same shape.
+
+    Example:
+        >>> lay = get_layout("msr20")
+        >>> s = np.ones((2, 1, 20, 3)); s[1] += 5.0
+        >>> c = centre(s, lay)
+        >>> c[0, 0, lay.index("hip_centre")].tolist(), c[1, 0, 0].tolist()
+        ([0.0, 0.0, 0.0], [5.0, 5.0, 5.0])
+        >>> centre(s, lay, per_frame=True)[1, 0, 0].tolist()
+        [0.0, 0.0, 0.0]
+    """
+    lay = get_layout(layout)
+    out = _as_sequence(seq, lay)
+    idx = lay.centre if joints is None else _joint_indices(lay, joints)
+    mask = joint_mask(out)
+    sel = mask[:, 0, list(idx)]  # (time, centre joints) of body 0
+    have = sel.any(axis=1)
+    if not have.any():
+        return out
+    pts = np.where(sel[..., None], out[:, 0, list(idx)], 0.0)
+    c = pts.sum(axis=1) / np.maximum(sel.sum(axis=1), 1)[:, None]  # (time, dims)
+    if per_frame:
+        # frames without a centre take the last one seen (the first one before any)
+        last = np.maximum.accumulate(np.where(have, np.arange(len(c)), -1))
+        c = c[np.where(last < 0, int(np.argmax(have)), last)]
+    else:
+        c = np.broadcast_to(c[int(np.argmax(have))], c.shape)
+    out -= np.where(mask[..., None], c[:, None, None, :], 0.0).astype(out.dtype)
+    return out
+
+
+def body_size(seq: np.ndarray, layout: str | Layout) -> float:
+    """The body's size: the mean over bones of each bone's median length (over frames and
+    bodies where both its joints are measured); 0.0 when no bone is measured.
+
+    Medians per bone make it robust to tracking glitches, and averaging bones measured in
+    different frames makes it robust to joints missing in some frames.
+
+    Example:
+        >>> s = np.zeros((1, 1, 8, 3)); s[0, 0, :, 0] = np.arange(1, 9)   # joints on a line
+        >>> body_size(s, "natops8")     # bones of lengths 2, 4, 2 on each arm
+        2.6666666666666665
+    """
+    lay = get_layout(layout)
+    x = _as_sequence(seq, lay)
+    mask = joint_mask(x)
+    lengths = []
+    for a, b in lay.edges:
+        ok = mask[:, :, a] & mask[:, :, b]
+        if ok.any():
+            d = np.linalg.norm(x[:, :, b] - x[:, :, a], axis=-1)
+            lengths.append(float(np.median(d[ok])))
+    return float(np.mean(lengths)) if lengths else 0.0
+
+
+def normalise_scale(seq: np.ndarray, layout: str | Layout) -> np.ndarray:
+    """Divide a sequence by its :func:`body_size`, so that bodies of any size or distance from
+    the camera measure 1 (a sequence without a measured bone is returned unchanged).
+
+    Example:
+        >>> s = np.random.default_rng(0).normal(size=(5, 1, 20, 3))
+        >>> round(body_size(normalise_scale(3.0 * s, "kinect20"), "kinect20"), 6)
+        1.0
+    """
+    lay = get_layout(layout)
+    out = _as_sequence(seq, lay)
+    size = body_size(out, lay)
+    if size > 0:
+        out /= size
+    return out
+
+
+def _landmark(lay: Layout, single: tuple[str, ...], pair: tuple[str, str]
+              ) -> tuple[int, ...] | None:
+    """Joints whose mean is a landmark: the first of ``single`` the layout has, else
+    ``pair``."""
+    for name in single:
+        if name in lay.joints:
+            return (lay.joints.index(name),)
+    if all(p in lay.joints for p in pair):
+        return tuple(lay.joints.index(p) for p in pair)
+    return None
+
+
+def align_view(seq: np.ndarray, layout: str | Layout) -> np.ndarray:
+    """Rotate a 3D sequence into a body-fixed frame of its first frame.
+
+    In the first frame where the needed joints of body 0 are measured, ``x`` becomes the
+    direction from the left to the right shoulder (the hips where the layout has no
+    shoulders), ``y`` the spine (hip centre to shoulder centre, made perpendicular to ``x``)
+    and ``z`` completes a right-handed frame. The same rotation, about the origin, applies to
+    every frame and body, so :func:`centre` first to rotate about the body. A sequence
+    without such a frame is returned unchanged.
+
+    Raises:
+        ConfigError: ``seq`` is not 3D, or the layout lacks shoulders / hips and a spine.
+
+    Example:
+        >>> lay = get_layout("kinect20")
+        >>> s = np.random.default_rng(1).normal(size=(3, 1, 20, 3))
+        >>> a = align_view(s, lay)
+        >>> line = a[0, 0, lay.index("r_shoulder")] - a[0, 0, lay.index("l_shoulder")]
+        >>> bool(line[0] > 0), np.allclose(line[1:], 0)
+        (True, True)
+    """
+    lay = get_layout(layout)
+    out = _as_sequence(seq, lay)
+    if out.shape[-1] != 3:
+        raise ConfigError(f"align_view needs 3D joints (x, y, z); this {lay.name} sequence has "
+                          f"{out.shape[-1]} values per joint")
+    line = _landmark(lay, (), ("l_shoulder", "r_shoulder")) or \
+        _landmark(lay, (), ("l_hip", "r_hip"))
+    bottom = _landmark(lay, ("hip_centre", "spine_base", "mid_hip"), ("l_hip", "r_hip"))
+    top = _landmark(lay, ("shoulder_centre", "spine_shoulder", "neck"),
+                    ("l_shoulder", "r_shoulder"))
+    if line is None or bottom is None or top is None:
+        raise ConfigError(f"align_view: layout {lay.name!r} has no left / right shoulders or "
+                          "hips and spine to align with")
+    mask = joint_mask(out)[:, 0]  # (time, joints) of body 0
+    needed = list({*line, *bottom, *top})
+    for t in np.flatnonzero(mask[:, needed].all(axis=1)):
+        p = out[t, 0].astype(np.float64)
+        ex = p[line[1]] - p[line[0]]
+        up = p[list(top)].mean(axis=0) - p[list(bottom)].mean(axis=0)
+        nx = np.linalg.norm(ex)
+        if nx < 1e-9:
+            continue
+        ex /= nx
+        ey = up - (up @ ex) * ex
+        ny = np.linalg.norm(ey)
+        if ny < 1e-9:
+            continue
+        ey /= ny
+        rot = np.stack([ex, ey, np.cross(ex, ey)])  # rows: the new axes in old coordinates
+        return (out @ rot.T).astype(out.dtype)  # zeros (missing joints) stay zeros
+    return out
+
+
+def parents(layout: str | Layout) -> tuple[int, ...]:
+    """Each joint's parent in the layout's bone tree (-1 for a root).
+
+    The parent is the first edge ``(parent, child)`` naming the joint as child; an edge that
+    would close a cycle (layouts such as ``penn13`` join both shoulders and both hips) is
+    not a tree edge.
+
+    Example:
+        >>> parents("penn13")[:5]      # head is the root; r_shoulder hangs from the head
+        (-1, 0, 0, 1, 2)
+    """
+    lay = get_layout(layout)
+    par = [-1] * lay.n_joints
+
+    def ancestors(j: int) -> set[int]:
+        seen = set()
+        while j >= 0 and j not in seen:
+            seen.add(j)
+            j = par[j]
+        return seen
+
+    for a, b in lay.edges:
+        if par[b] == -1 and b not in ancestors(a):
+            par[b] = a
+    return tuple(par)
+
+
+def bones(seq: np.ndarray, layout: str | Layout) -> np.ndarray:
+    """Bone vectors: each joint minus its :func:`parents` joint, same shape as ``seq``; roots
+    and bones with a missing end are zeros.
+
+    Example:
+        >>> s = np.zeros((1, 1, 8, 3)); s[0, 0, :, 0] = np.arange(1, 9)
+        >>> bones(s, "natops8")[0, 0, :, 0].tolist()   # l_wrist - l_elbow = 5 - 3, ...
+        [-4.0, -4.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0]
+    """
+    lay = get_layout(layout)
+    x = _as_sequence(seq, lay)
+    par = np.array(parents(lay))
+    child = np.flatnonzero(par >= 0)
+    mask = joint_mask(x)
+    out = np.zeros_like(x)
+    ok = mask[:, :, child] & mask[:, :, par[child]]
+    out[:, :, child] = np.where(ok[..., None], x[:, :, child] - x[:, :, par[child]], 0.0)
+    return out
+
+
+def motion(seq: np.ndarray) -> np.ndarray:
+    """Frame differences ``seq[t + 1] - seq[t]``, same shape (the last frame is zeros, and so
+    is a joint missing in either frame).
+
+    Example:
+        >>> s = np.arange(3.0)[:, None, None, None] * np.ones((3, 1, 2, 2)) + 1
+        >>> motion(s)[:, 0, 0, 0].tolist()
+        [1.0, 1.0, 0.0]
+    """
+    x = np.asarray(seq)
+    if x.ndim != 4:
+        raise ValueError(f"a skeleton sequence must be (time, bodies, joints, dims), got shape "
+                         f"{x.shape}")
+    x = x.astype(np.result_type(x.dtype, np.float32))
+    mask = joint_mask(x)
+    out = np.zeros_like(x)
+    ok = mask[1:] & mask[:-1]
+    out[:-1] = np.where(ok[..., None], x[1:] - x[:-1], 0.0)
+    return out
+
+
+_centre = centre
+
+
+def prepare(seq: np.ndarray, layout: str | Layout, centre: bool = True, scale: bool = True,
+            align: bool = False) -> np.ndarray:
+    """The usual normalisation of one sequence: :func:`centre` on the first frame, then
+    :func:`normalise_scale`, then :func:`align_view` (3D only).
+
+    Example:
+        >>> s = np.random.default_rng(2).normal(size=(4, 1, 20, 3)) + 10.0
+        >>> p = prepare(s, "msr20", align=True)
+        >>> round(body_size(p, "msr20"), 6), bool(np.allclose(p[0, 0, 6], 0.0))
+        (1.0, True)
+    """
+    lay = get_layout(layout)
+    out = _centre(seq, lay) if centre else _as_sequence(seq, lay)
+    if scale:
+        out = normalise_scale(out, lay)
+    if align:
+        out = align_view(out, lay)
+    return out
+
+
+def check_options(source: str, length: Any = None, policy: Any = None,
+                  **flags: Any) -> None:
+    """Validate a skeleton source's ``length`` / ``policy`` and boolean transform options.
+
+    Raises:
+        ConfigError: naming the source and the option.
+
+    Example:
+        >>> check_options("msr-action3d", 64, "resample", centre=True)
+        >>> check_options("msr-action3d", 64, "resample", centre="yes")
+        Traceback (most recent call last):
+        ...
+        harkit.errors.ConfigError: msr-action3d: centre='yes', expected true or false
+    """
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int)
+                               or length < 2):
+        raise ConfigError(f"{source}: length={length!r}, expected a number of frames >= 2")
+    if policy is not None and policy not in LENGTH_POLICIES:
+        raise ConfigError(f"{source}: policy={policy!r}, expected one of {LENGTH_POLICIES}")
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {name}={value!r}, expected true or false")
