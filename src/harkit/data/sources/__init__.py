@@ -18,8 +18,11 @@ DATASETS: Registry[AnyDataset] = Registry("dataset")
 from harkit.data.sources import berkeley_mhad as _berkeley_mhad  # noqa: E402,F401
 from harkit.data.sources import custom as _custom  # noqa: E402,F401
 from harkit.data.sources import hapt as _hapt  # noqa: E402,F401
+from harkit.data.sources import mhad_pose as _mhad_pose  # noqa: E402,F401
 from harkit.data.sources import msr_action3d as _msr_action3d  # noqa: E402,F401
 from harkit.data.sources import natops as _natops  # noqa: E402,F401
+from harkit.data.sources import ntu as _ntu  # noqa: E402,F401
+from harkit.data.sources import openpose as _openpose  # noqa: E402,F401
 from harkit.data.sources import opportunity as _opportunity  # noqa: E402,F401
 from harkit.data.sources import pamap2 as _pamap2  # noqa: E402,F401
 from harkit.data.sources import penn_action as _penn_action  # noqa: E402,F401
