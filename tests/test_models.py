@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from harkit.errors import ConfigError
-from harkit.models import MODELS, create_model, list_models, model_from_config
+from harkit.models import MODELS, HarModel, create_model, list_models, model_from_config
 
 ALL = list_models()
 
@@ -27,7 +27,27 @@ def test_model_contract(name: str) -> None:
     torch.manual_seed(0)
     m = create_model(name, n_channels=5, n_classes=4, window_len=40, variant="tiny")
     assert (m.n_channels, m.n_classes, m.window_len) == (5, 4, 40)
-    x = torch.randn(3, 40, 5)  # (batch, time, channels)
+    _check_contract(m, torch.randn(3, 40, 5))  # (batch, time, channels)
+
+
+SKELETON = [n for n in ALL if MODELS.get(n).tags.get("skeleton")]
+
+
+@pytest.mark.parametrize("name", SKELETON)
+def test_skeleton_model_contract(name: str) -> None:
+    """Skeleton models meet the contract on skeleton windows too (2 bodies, padded frames)."""
+    from harkit.data.skeleton import SkeletonInfo
+
+    info = SkeletonInfo("ntu25", bodies=2, dims=3, valid_channel=True)
+    torch.manual_seed(0)
+    m = create_model(name, n_channels=info.n_channels, n_classes=4, window_len=40,
+                     variant="tiny", skeleton=info.to_dict())
+    x = torch.randn(3, 40, info.n_channels)  # (batch, time, bodies*joints*dims + valid)
+    x[..., -1] = (torch.arange(40) < 30).float()  # the last 10 frames are padding
+    _check_contract(m, x)
+
+
+def _check_contract(m: HarModel, x: torch.Tensor) -> None:
     out = m(x)
     assert out.shape == (3, 4) and torch.isfinite(out).all()
     # logits, not probabilities: rows do not sum to 1

@@ -20,7 +20,7 @@ from harkit.data.store import is_url
 from harkit.data.transforms import Normalizer, Standardizer, make_normalizer, normalizer_from_state
 from harkit.errors import CheckpointError, ConfigError
 from harkit.evaluation.metrics import EvalReport, evaluate_predictions
-from harkit.models import HarModel, create_model
+from harkit.models import MODELS, HarModel, create_model
 from harkit.runs import RunDir
 from harkit.training.checkpoint import load_checkpoint, save_checkpoint
 from harkit.training.trainer import EpochResult, Trainer, seed_everything
@@ -55,7 +55,7 @@ def prepare_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] | None 
     training part only (or restore ``normalizer_state``) and normalise every split."""
     ds = _load(cfg)
     train, val, val_subjects = _train_val(cfg, ds)
-    norm = _normalizer(cfg, train, normalizer_state)
+    norm = _normalizer(cfg, train, normalizer_state, ds)
     test = ds.splits.get("test")
     return PreparedData(ds, _apply(norm, train), _apply(norm, val),
                         None if test is None else _apply(norm, test), norm, list(val_subjects))
@@ -82,12 +82,13 @@ def _all_training(ds: WindowedDataset) -> WindowSet:
     return WindowSet.concat([ds.splits["train"], ds.splits["val"]])
 
 
-def _normalizer(cfg: ExperimentConfig, train: WindowSet,
-                state: dict[str, Any] | None) -> Normalizer:
-    """Restore a checkpoint's normaliser, or fit a new one on ``train`` (training data only)."""
+def _normalizer(cfg: ExperimentConfig, train: WindowSet, state: dict[str, Any] | None,
+                ds: WindowedDataset) -> Normalizer:
+    """Restore a checkpoint's normaliser, or fit a new one on ``train`` (training data only;
+    one shared by all joints on a skeleton dataset, see :func:`make_normalizer`)."""
     if state is not None:
         return normalizer_from_state(state)
-    return make_normalizer(cfg.data.normalize).fit(train.X)
+    return make_normalizer(cfg.data.normalize, ds.skeleton).fit(train.X)
 
 
 def _apply(norm: Normalizer, ws: WindowSet) -> WindowSet:
@@ -99,9 +100,15 @@ def _tensors(ws: WindowSet) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def build_model(cfg: ExperimentConfig, data: PreparedData) -> HarModel:
+    """The configured model for the data; a skeleton model (registry tag ``skeleton``) also
+    gets the dataset's skeleton (None on sensor data) unless ``model.params`` names one."""
+    params = dict(cfg.model.params)
+    if MODELS.get(cfg.model.name).tags.get("skeleton") and "skeleton" not in params:
+        sk = data.dataset.skeleton
+        params["skeleton"] = None if sk is None else sk.to_dict()
     return create_model(cfg.model.name, n_channels=data.dataset.n_channels,
                         n_classes=data.dataset.n_classes, window_len=data.dataset.window_len,
-                        **cfg.model.params)
+                        **params)
 
 
 def _augmenter(cfg: ExperimentConfig, data: PreparedData) -> Augmenter | None:
@@ -110,7 +117,9 @@ def _augmenter(cfg: ExperimentConfig, data: PreparedData) -> Augmenter | None:
         assert data.normalizer.mean is not None and data.normalizer.std is not None
         mean = torch.from_numpy(data.normalizer.mean)
         std = torch.from_numpy(data.normalizer.std)
-    aug = Augmenter(cfg.train.augment, mean, std, xyz_groups(data.dataset.channels))
+    sk = data.dataset.skeleton
+    groups = [] if sk is not None else xyz_groups(data.dataset.channels)
+    aug = Augmenter(cfg.train.augment, mean, std, groups, sk)
     return aug if aug.active else None
 
 
@@ -317,7 +326,7 @@ def prepare_refit_data(cfg: ExperimentConfig, normalizer_state: dict[str, Any] |
     """All training subjects for the final fit, with the normaliser fitted on all of them."""
     ds = dataset if dataset is not None else _load(cfg)
     full = _all_training(ds)
-    norm = _normalizer(cfg, full, normalizer_state)
+    norm = _normalizer(cfg, full, normalizer_state, ds)
     train_ws = _apply(norm, full)
     empty = train_ws.select(np.zeros(len(full), dtype=bool))
     return PreparedData(ds, train_ws, empty, None, norm, [])

@@ -35,7 +35,8 @@ class DataConfig:
     val_subjects: list[int] | None = None
     n_val_subjects: int = 4
     normalize: str = "standard"  # per channel, fitted on training windows: "standard" (z-score),
-    # "minmax" (to [0, 1]) or "none"
+    # "minmax" (to [0, 1]) or "none". On a skeleton dataset "standard" (or "skeleton") is one
+    # mean / std per coordinate dim shared by all joints and bodies; "minmax" is refused there.
     channels: list[str] | None = None  # subset of the dataset's channels, in this order
     options: dict[str, Any] = field(default_factory=dict)  # source options: hapt activities=12
     # Continuous sources (recordings): split by subject first, then window each recording.
@@ -65,8 +66,17 @@ class AugmentConfig:
     """Training-only augmentations, applied on the fly to each batch."""
 
     scale: float = 0.1  # std of a per-window, per-channel multiplicative gain around 1
+    # (skeletons: one gain for all coordinates, about the body centre)
     jitter: float = 0.05  # std of additive Gaussian noise, in normalised units
     rotate_deg: float = 10.0  # max random 3D rotation of each xyz sensor triplet, in degrees
+    # (skeletons: of the whole 3D skeleton about its centre; 2D skeletons: in the image plane)
+    # Skeleton datasets only (an error on sensor data); one draw per sequence:
+    shear: float = 0.0  # max off-diagonal entry of a random shear of the coordinates
+    shift: float = 0.0  # max translation, as a fraction of each coordinate's training std
+    joint_dropout: float = 0.0  # probability that a joint of a frame is dropped (set to 0, as
+    # a missed detection)
+    time_crop: float = 0.0  # max fraction of the valid frames cut off (a random crop of the
+    # rest is stretched back to the full length)
 
 
 @dataclass

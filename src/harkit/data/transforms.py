@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from harkit.data.skeleton import SkeletonInfo
 
 
 class Standardizer:
@@ -72,6 +75,60 @@ class MinMaxScaler(Standardizer):
         return {**super().state_dict(), "kind": "minmax"}
 
 
+class SkeletonStandardizer(Standardizer):
+    """Skeleton z-score: one mean and std per coordinate dim (x, y, z, confidence), shared by
+    every joint and body, so the skeleton's shape survives (per-channel statistics would
+    stretch each joint differently and break bone lengths). Fitted on the real entries only:
+    padded frames (``valid`` = 0) and joints whose values are all exactly zero (a missed
+    detection, an absent second body) do not count. The ``valid`` channel is left as is.
+
+    The fitted state is per-channel ``mean`` / ``std`` vectors like a :class:`Standardizer`
+    (the per-dim values repeated over joints and bodies; 0 and 1 on the valid channel), so
+    everything that undoes a Standardizer works unchanged and the checkpoint state needs no
+    layout.
+
+    Example:
+        >>> from harkit.data.skeleton import SkeletonInfo
+        >>> info = SkeletonInfo("natops8", bodies=1, dims=3)
+        >>> x = np.random.default_rng(0).normal(5, 2, (4, 10, info.n_channels)).astype(np.float32)
+        >>> s = SkeletonStandardizer(info).fit(x)
+        >>> s.mean.shape, bool(np.allclose(s.mean[:3], s.mean[3:6]))
+        ((24,), True)
+    """
+
+    def __init__(self, skeleton: SkeletonInfo | None = None, mean: np.ndarray | None = None,
+                 std: np.ndarray | None = None) -> None:
+        super().__init__(mean, std)
+        self.skeleton = skeleton
+
+    def fit(self, X: np.ndarray) -> SkeletonStandardizer:
+        from harkit.data.skeleton import unflatten
+
+        info = self.skeleton
+        if info is None:
+            raise RuntimeError("SkeletonStandardizer.fit needs the dataset's SkeletonInfo")
+        if X.shape[-1] != info.n_channels:
+            raise ConfigError(f"input has {X.shape[-1]} channels, the skeleton "
+                              f"{info.layout if isinstance(info.layout, str) else 'layout'} "
+                              f"has {info.n_channels}")
+        coords = unflatten(X, info).astype(np.float64)  # (N, T, C) -> (N, T, M, J, D)
+        real = np.any(coords != 0, axis=-1)  # (N, T, M, J): not a missing joint / body
+        if info.valid_channel:
+            real &= (X[..., -1] > 0.5)[:, :, None, None]  # padded frames do not count
+        values = coords[real]  # (entries, D)
+        mean = values.mean(0) if len(values) else np.zeros(info.dims)
+        std = values.std(0) if len(values) else np.ones(info.dims)
+        std = np.where(std > 1e-8, std, 1.0)
+        reps = info.bodies * info.n_joints
+        pad = [0.0] if info.valid_channel else []
+        self.mean = np.concatenate([np.tile(mean, reps), pad]).astype(np.float32)
+        self.std = np.concatenate([np.tile(std, reps), [1.0] * len(pad)]).astype(np.float32)
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "kind": "skeleton"}
+
+
 class Identity:
     """No normalisation (``data.normalize=none``)."""
 
@@ -88,14 +145,36 @@ class Identity:
 Normalizer = Standardizer | Identity
 
 
-def make_normalizer(kind: str) -> Normalizer:
+NORMALIZE_KINDS = ("standard", "minmax", "skeleton", "none")
+
+
+def make_normalizer(kind: str, skeleton: SkeletonInfo | None = None) -> Normalizer:
+    """An unfitted normaliser of ``kind`` (``data.normalize``).
+
+    On a skeleton dataset (``skeleton`` given) ``standard`` means ``skeleton`` (one mean and
+    std per coordinate dim, see :class:`SkeletonStandardizer`) and ``minmax`` is refused:
+    per-channel statistics would distort the skeleton, and min-max scaling would rescale the
+    ``valid`` channel the models read.
+
+    Raises:
+        ConfigError: an unknown kind, or one that does not fit the data.
+    """
+    if skeleton is not None and kind in ("standard", "skeleton"):
+        return SkeletonStandardizer(skeleton)
+    if kind == "skeleton":
+        raise ConfigError("data.normalize='skeleton' needs a skeleton dataset; this dataset "
+                          "has sensor channels (use 'standard')")
+    if skeleton is not None and kind == "minmax":
+        raise ConfigError("data.normalize='minmax' would scale each joint coordinate on its "
+                          "own and distort the skeleton; use 'standard' (one mean / std per "
+                          "coordinate dim) or 'none'")
     if kind == "standard":
         return Standardizer()
     if kind == "minmax":
         return MinMaxScaler()
     if kind == "none":
         return Identity()
-    raise ConfigError(f"data.normalize={kind!r}: expected 'standard', 'minmax' or 'none'")
+    raise ConfigError(f"data.normalize={kind!r}: expected one of {', '.join(NORMALIZE_KINDS)}")
 
 
 def normalizer_from_state(state: dict[str, Any]) -> Normalizer:
@@ -103,4 +182,6 @@ def normalizer_from_state(state: dict[str, Any]) -> Normalizer:
         return Standardizer(np.asarray(state["mean"]), np.asarray(state["std"]))
     if state.get("kind") == "minmax":
         return MinMaxScaler(np.asarray(state["mean"]), np.asarray(state["std"]))
+    if state.get("kind") == "skeleton":
+        return SkeletonStandardizer(None, np.asarray(state["mean"]), np.asarray(state["std"]))
     return Identity()

@@ -24,6 +24,7 @@ from harkit.models import cnn as _cnn  # noqa: E402,F401  (registers on import)
 from harkit.models import deepconvlstm as _deepconvlstm  # noqa: E402,F401
 from harkit.models import recurrent as _recurrent  # noqa: E402,F401
 from harkit.models import rocket as _rocket  # noqa: E402,F401
+from harkit.models import skeleton as _skeleton  # noqa: E402,F401
 from harkit.models import tinyhar as _tinyhar  # noqa: E402,F401
 
 
