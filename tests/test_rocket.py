@@ -327,3 +327,29 @@ def test_float32_eigendecomposition_picks_the_same_alpha_and_classes() -> None:
     d32 = torch.tensor(Z) @ W32.double().T + b32.double()
     torch.testing.assert_close(d32, d64, rtol=1e-3, atol=1e-3)
     assert torch.equal(d32.argmax(1), d64.argmax(1))
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_calibration_scales_the_head_to_fit_leave_one_out_probabilities(n_classes: int) -> None:
+    rng = np.random.default_rng(5)
+    n, p = 200, 80
+    means = 0.8 * rng.standard_normal((n_classes, p))
+    y = np.arange(n) % n_classes
+    Z = rng.standard_normal((n, p)) + means[y]
+    Zt = torch.tensor(rng.standard_normal((n, p)) + means[y])  # held out, same classes
+    alphas = np.logspace(-3, 3, 10).tolist()
+    W0, b0, a0, l0 = ridge_loo(torch.tensor(Z), torch.tensor(y), n_classes, alphas)
+    W1, b1, a1, l1 = ridge_loo(torch.tensor(Z), torch.tensor(y), n_classes, alphas, calibrate=True)
+    assert a1 == a0
+    tau = float((W1 / W0).flatten()[0])
+    torch.testing.assert_close(W1, W0 * tau)
+    torch.testing.assert_close(b1, b0 * tau)
+    torch.testing.assert_close(l1, l0 * tau)
+    assert torch.equal(l1.argmax(1), l0.argmax(1))
+    # raw ridge decisions (targets +-1) are far too timid as logits: the temperature is > 1
+    # and the held-out cross-entropy drops
+    assert tau > 1.5
+    yt = torch.tensor(y)
+    ce0 = torch.nn.functional.cross_entropy(Zt @ W0.double().T + b0.double(), yt)
+    ce1 = torch.nn.functional.cross_entropy(Zt @ W1.double().T + b1.double(), yt)
+    assert ce1 < ce0

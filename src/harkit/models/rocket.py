@@ -339,7 +339,7 @@ class HydraBlock(nn.Module):
 
 def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence[float],
               center: torch.Tensor | None = None, scale: torch.Tensor | None = None,
-              float32_from: int | None = 2048,
+              float32_from: int | None = 2048, calibrate: bool = False,
               ) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
     """Ridge classifier with the regularisation chosen by leave-one-out cross-validation.
 
@@ -362,6 +362,11 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
             (about 1e-7 of the largest) are far below the ridge alphas that the
             leave-one-out choice picks on real features; on UCI HAR (7352 windows, MiniRocket)
             it picks the same alpha and gives the same test predictions as float64.
+        calibrate: scale the returned weights, bias and logits by one temperature fitted to
+            the leave-one-out predictions (the cross-entropy of each training window's
+            prediction by the model fitted without it), so that a softmax of the ridge
+            decision values gives calibrated probabilities, e.g. for averaging with other
+            models in an ensemble. Predicted classes do not change.
 
     Returns:
         ``(weight (n_classes, p), bias (n_classes,), alpha, training logits (n, n_classes))``.
@@ -396,6 +401,7 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
         UtT = U.T @ Tc
     U2 = U * U
     best: tuple[float, float] | None = None
+    best_loo = Tc
     for a in alphas:
         if gram:
             f = lam / (lam + a)  # shrinkage of each eigendirection of the fit
@@ -410,6 +416,7 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
         score = float((loo * loo).mean())
         if best is None or score < best[0]:
             best = (score, float(a))
+            best_loo = loo
     assert best is not None
     alpha = best[1]
     if gram:
@@ -423,11 +430,33 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
     W = W / mult[:, None]
     b = t_mean - (shift / mult + z_mean) @ (W * mult[:, None])
     logits = fitted + t_mean
+    if calibrate:
+        # leave-one-out decision values: the targets minus the leave-one-out residuals
+        tau = _loo_temperature(Tc - best_loo + t_mean, ycol, n_classes)
+        W, b, logits = W * tau, b * tau, logits * tau
     if n_classes == 2:  # one decision column d -> logits (-d/2, d/2)
         W = torch.cat([-W / 2, W / 2], 1)
         b = torch.cat([-b / 2, b / 2])
         logits = torch.cat([-logits / 2, logits / 2], 1)
     return W.T.float(), b.float(), alpha, logits.float()
+
+
+def _loo_temperature(decision: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
+    """The temperature ``t`` minimising the mean cross-entropy of ``softmax(t * logits)``,
+    where the logits are the leave-one-out ``decision`` values ``(n, K)`` (one column
+    ``d`` for two classes, read as logits ``(-d/2, d/2)``)."""
+    from scipy.optimize import minimize_scalar
+
+    z = torch.cat([-decision / 2, decision / 2], 1) if n_classes == 2 else decision
+    z = z.double().cpu()
+    yy = y.cpu()
+
+    def nll(log_t: float) -> float:
+        lp = torch.log_softmax(z * math.exp(log_t), 1)
+        return float(-lp[torch.arange(len(yy)), yy].mean())
+
+    res = minimize_scalar(nll, bounds=(math.log(1e-2), math.log(1e4)), method="bounded")
+    return float(math.exp(res.x))
 
 
 def _eigh(G: torch.Tensor, float32: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -494,7 +523,8 @@ class _RocketModel(HarModel):
     feat_shift: torch.Tensor
     feat_scale: torch.Tensor
 
-    def _setup(self, head: str, alphas: list[float] | None, batch_size: int, seed: int) -> None:
+    def _setup(self, head: str, alphas: list[float] | None, batch_size: int, seed: int,
+               calibrate: bool) -> None:
         if head not in ("ridge", "sgd"):
             raise ValueError(f"head must be 'ridge' or 'sgd', got {head!r}")
         if batch_size < 1:
@@ -506,6 +536,7 @@ class _RocketModel(HarModel):
             raise ValueError(f"alphas must be positive, got {self.alphas}")
         self.batch_size = batch_size
         self.seed = seed
+        self.calibrate = calibrate
         n_rocket = sum(b.n_features for b in (self.rocket, self.rocket_diff) if b is not None)
         n_hydra = 0 if self.hydra is None else self.hydra.n_features
         self.n_rocket, self.n_features = n_rocket, n_rocket + n_hydra
@@ -576,7 +607,8 @@ class _RocketModel(HarModel):
             self.feat_shift.copy_(center.float())
             self.feat_scale.copy_(scale.float())
             return None
-        W, b, alpha, logits = ridge_loo(Z, y, self.n_classes, self.alphas, center, scale)
+        W, b, alpha, logits = ridge_loo(Z, y, self.n_classes, self.alphas, center, scale,
+                                        calibrate=self.calibrate)
         self.head.weight.copy_(W)
         self.head.bias.copy_(b)
         self.ridge_alpha = alpha
@@ -596,6 +628,9 @@ class MiniRocket(_RocketModel):
         alphas: the ridge grid (default ``logspace(-3, 3, 10)``).
         seed: channel combinations and the training windows the biases come from.
         batch_size: windows per feature batch in :meth:`fit_init`.
+        calibrate: scale the ridge head by a temperature fitted on its leave-one-out
+            predictions, so its softmax gives calibrated probabilities (see
+            :func:`ridge_loo`); classes are unaffected.
     """
 
     registry_name = "minirocket"
@@ -603,16 +638,16 @@ class MiniRocket(_RocketModel):
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  num_features: int = 10_000, max_dilations: int = 32, head: str = "ridge",
                  alphas: list[float] | None = None, seed: int = 0,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, calibrate: bool = True) -> None:
         super().__init__(n_channels, n_classes, window_len, num_features=num_features,
                          max_dilations=max_dilations, head=head, alphas=alphas, seed=seed,
-                         batch_size=batch_size)
+                         batch_size=batch_size, calibrate=calibrate)
         gen = torch.Generator().manual_seed(seed)
         per_kernel = max(num_features // N_KERNELS, 1)
         self.rocket = RocketBlock(n_channels, window_len, per_kernel, max_dilations, "ppv", gen)
         self.rocket_diff = None
         self.hydra = None
-        self._setup(head, alphas, batch_size, seed)
+        self._setup(head, alphas, batch_size, seed, calibrate)
 
 
 class MultiRocket(_RocketModel):
@@ -621,7 +656,7 @@ class MultiRocket(_RocketModel):
 
     Args:
         num_features: about this many features in all (2 representations x 4 operators).
-        max_dilations, head, alphas, seed, batch_size: as :class:`MiniRocket`.
+        max_dilations, head, alphas, seed, batch_size, calibrate: as :class:`MiniRocket`.
     """
 
     registry_name = "multirocket"
@@ -629,17 +664,17 @@ class MultiRocket(_RocketModel):
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  num_features: int = 50_000, max_dilations: int = 32, head: str = "ridge",
                  alphas: list[float] | None = None, seed: int = 0,
-                 batch_size: int = 128) -> None:
+                 batch_size: int = 128, calibrate: bool = True) -> None:
         super().__init__(n_channels, n_classes, window_len, num_features=num_features,
                          max_dilations=max_dilations, head=head, alphas=alphas, seed=seed,
-                         batch_size=batch_size)
+                         batch_size=batch_size, calibrate=calibrate)
         gen = torch.Generator().manual_seed(seed)
         per_kernel = max(num_features // (8 * N_KERNELS), 1)
         self.rocket = RocketBlock(n_channels, window_len, per_kernel, max_dilations, "multi", gen)
         self.rocket_diff = RocketBlock(n_channels, window_len - 1, per_kernel, max_dilations,
                                        "multi", gen)
         self.hydra = None
-        self._setup(head, alphas, batch_size, seed)
+        self._setup(head, alphas, batch_size, seed, calibrate)
 
 
 class Hydra(_RocketModel):
@@ -649,7 +684,7 @@ class Hydra(_RocketModel):
         k: kernels per group.
         g: groups per dilation (half on the windows, half on their differences).
         max_channels: channels summed per group at most (multivariate).
-        head, alphas, seed, batch_size: as :class:`MiniRocket`.
+        head, alphas, seed, batch_size, calibrate: as :class:`MiniRocket`.
     """
 
     registry_name = "hydra"
@@ -657,14 +692,15 @@ class Hydra(_RocketModel):
     def __init__(self, n_channels: int, n_classes: int, window_len: int, k: int = 8,
                  g: int = 64, max_channels: int = 8, head: str = "ridge",
                  alphas: list[float] | None = None, seed: int = 0,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, calibrate: bool = True) -> None:
         super().__init__(n_channels, n_classes, window_len, k=k, g=g, max_channels=max_channels,
-                         head=head, alphas=alphas, seed=seed, batch_size=batch_size)
+                         head=head, alphas=alphas, seed=seed, batch_size=batch_size,
+                         calibrate=calibrate)
         gen = torch.Generator().manual_seed(seed)
         self.rocket = None
         self.rocket_diff = None
         self.hydra = HydraBlock(n_channels, window_len, k, g, max_channels, gen)
-        self._setup(head, alphas, batch_size, seed)
+        self._setup(head, alphas, batch_size, seed, calibrate)
 
 
 class MultiRocketHydra(_RocketModel):
@@ -674,7 +710,7 @@ class MultiRocketHydra(_RocketModel):
     Args:
         num_features: MultiRocket's feature budget.
         k, g, max_channels: Hydra's settings.
-        max_dilations, head, alphas, seed, batch_size: as :class:`MiniRocket`.
+        max_dilations, head, alphas, seed, batch_size, calibrate: as :class:`MiniRocket`.
     """
 
     registry_name = "multirocket-hydra"
@@ -682,17 +718,18 @@ class MultiRocketHydra(_RocketModel):
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  num_features: int = 50_000, max_dilations: int = 32, k: int = 8, g: int = 64,
                  max_channels: int = 8, head: str = "ridge", alphas: list[float] | None = None,
-                 seed: int = 0, batch_size: int = 128) -> None:
+                 seed: int = 0, batch_size: int = 128, calibrate: bool = True) -> None:
         super().__init__(n_channels, n_classes, window_len, num_features=num_features,
                          max_dilations=max_dilations, k=k, g=g, max_channels=max_channels,
-                         head=head, alphas=alphas, seed=seed, batch_size=batch_size)
+                         head=head, alphas=alphas, seed=seed, batch_size=batch_size,
+                         calibrate=calibrate)
         gen = torch.Generator().manual_seed(seed)
         per_kernel = max(num_features // (8 * N_KERNELS), 1)
         self.rocket = RocketBlock(n_channels, window_len, per_kernel, max_dilations, "multi", gen)
         self.rocket_diff = RocketBlock(n_channels, window_len - 1, per_kernel, max_dilations,
                                        "multi", gen)
         self.hydra = HydraBlock(n_channels, window_len, k, g, max_channels, gen)
-        self._setup(head, alphas, batch_size, seed)
+        self._setup(head, alphas, batch_size, seed, calibrate)
 
 
 def _register(cls: type[_RocketModel], name: str, description: str,
