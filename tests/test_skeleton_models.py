@@ -593,3 +593,33 @@ def test_a_skeleton_model_learns_through_train(skeleton_source: str, tmp_path: P
     assert acc == pytest.approx(r.test.accuracy)
     again = harkit.evaluate(r.run_dir)
     assert again.accuracy == pytest.approx(r.test.accuracy)
+
+
+def test_a_skeleton_run_reports_skeleton_plots(skeleton_source: str, tmp_path: Path) -> None:
+    from PIL import Image
+
+    r = harkit.train(overrides=[
+        f"data.dataset={skeleton_source}", "data.n_val_subjects=2", "model.name=stgcn",
+        "model.variant=tiny", "train.epochs=2", "train.batch_size=8", "train.num_threads=1",
+        f"run_root={tmp_path / 'runs'}"], progress=False)
+    plots = r.run_dir / "plots"
+    png, gif = plots / "skeleton_examples.png", plots / "skeleton_example.gif"
+    assert png.stat().st_size > 1000 and gif.stat().st_size > 1000
+    saved = np.load(r.run_dir / "test_predictions.npz")
+    classes = synthetic_skeleton_dataset().classes
+    with Image.open(png) as im:
+        headings = im.text["Description"].splitlines()
+    # one row per class: the first test window of each, headed by its true and predicted class
+    assert len(headings) == 2
+    for heading, c in zip(headings, range(2), strict=True):
+        m = re.fullmatch(r"test window (\d+), true: (\w+) \| predicted: (\w+)", heading)
+        assert m is not None, heading
+        i = int(m.group(1))
+        assert i == int(np.flatnonzero(saved["y_true"] == c)[0])
+        assert m.group(2) == classes[c] == classes[saved["y_true"][i]]
+        assert m.group(3) == classes[saved["y_pred"][i]]
+    with Image.open(gif) as im:  # the first example's valid frames (14..24 of the 24)
+        assert im.format == "GIF" and 14 <= im.n_frames <= 24
+    png.unlink()  # harkit evaluate redraws them
+    harkit.evaluate(r.run_dir)
+    assert png.exists()

@@ -12,7 +12,7 @@ import pytest
 
 from harkit.data import load_dataset
 from harkit.data.dataset import WindowedDataset
-from harkit.data.recording import UNLABELED, RecordingDataset
+from harkit.data.recording import UNLABELED, RecordingDataset, window_recordings
 from harkit.data.skeleton import get_layout, unflatten
 from harkit.data.sources import DATASETS
 from harkit.data.sources.msr_action3d import CLASSES, SUBSETS, repair_lost_frames
@@ -182,6 +182,32 @@ def test_utkinect_continuous_labels_follow_frame_ids(real_data_dir: Path) -> Non
     ws = rd.to_windows()
     assert ws.splits["train"].X.shape[1:] == (rd.window, 60)
     assert not set(ws.splits["train"].subject_ids()) & set(ws.splits["test"].subject_ids())
+
+
+def test_utkinect_continuous_windows_are_skeletons(real_data_dir: Path, tmp_path: Path) -> None:
+    import harkit
+    from harkit.inference import Predictor
+
+    rd = load_dataset("utkinect", data_dir=real_data_dir, mode="continuous")
+    assert isinstance(rd, RecordingDataset) and rd.skeleton is not None
+    ws = rd.to_windows()
+    assert ws.skeleton == rd.skeleton and ws.skeleton.layout == "kinect20"
+    assert ws.channels == ws.skeleton.channel_names()
+    # a window unflattens to its recording's frames: (N, T, 60) -> (N, T, 1, 20, 3)
+    train = rd.split_recordings()["train"]
+    _, rec, starts = window_recordings(train, rd.window, rd.hop, len(rd.classes))
+    signal = train[rec[5]].signal[starts[5]:starts[5] + rd.window]
+    np.testing.assert_array_equal(unflatten(ws.splits["train"].X[5], ws.skeleton),
+                                  unflatten(signal, ws.skeleton))
+    # so a graph model trains on continuous windows with the kinect20 bones
+    r = harkit.train(overrides=[
+        "data.dataset=utkinect", f"data.data_dir={real_data_dir}", "data.options.mode=continuous",
+        "model.name=stgcn", "model.variant=tiny", "train.epochs=1", "train.refit=false",
+        "train.num_threads=1", f"run_root={tmp_path}"], progress=False)
+    assert r.finished and r.test is not None
+    config = Predictor.from_run(r.run_dir).model.get_config()
+    assert config["skeleton"]["layout"]["name"] == "kinect20"
+    assert len(config["skeleton"]["layout"]["edges"]) == 19
 
 
 def test_utkinect_options_and_format_errors(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from harkit.data.skeleton import SkeletonInfo, sequences_to_windows, unflatten
-from harkit.viz import animate_skeleton, plot_skeleton_frames
+from harkit.viz import animate_skeleton, plot_skeleton_frames, plot_skeleton_rows
 
 
 def _seq(t: int, bodies: int, joints: int, dims: int) -> np.ndarray:
@@ -58,3 +58,30 @@ def test_bad_input_names_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="x and y"):
         plot_skeleton_frames(np.ones((4, 1, 18, 2)), "coco18", tmp_path / "x.png",
                              dim_names=("u", "v"))
+
+
+def test_report_draws_the_first_window_of_each_class(tmp_path: Path) -> None:
+    from harkit.viz.skeleton import example_windows, plot_skeleton_report
+
+    info = SkeletonInfo("natops8", dims=3, valid_channel=True)
+    lengths = [9, 12, 20, 15, 40, 7, 30, 11]
+    windows = sequences_to_windows([_seq(n, 1, 8, 3) for n in lengths], 40, "pad")
+    y_true = np.array([2, 0, 2, 1, 0, 3, 4, 5])
+    y_pred = np.array([2, 1, 2, 1, 0, 3, 4, 5])
+    assert example_windows(y_true, max_classes=3) == [1, 3, 0]
+    classes = [f"c{i}" for i in range(6)]
+    png, gif = plot_skeleton_report(windows, y_true, y_pred, info, classes, tmp_path,
+                                    max_classes=3, gif_frames=10)
+    assert (png.name, gif.name) == ("skeleton_examples.png", "skeleton_example.gif")
+    with Image.open(png) as im:
+        assert im.text["Description"].splitlines() == [
+            "test window 1, true: c0 | predicted: c1", "test window 3, true: c1 | predicted: c1",
+            "test window 0, true: c2 | predicted: c2"]
+        assert im.height > 3 * im.width / 6  # three rows of six frames
+    with Image.open(gif) as im:  # window 1: 12 valid frames, 10 of them drawn
+        assert im.n_frames == 10
+    with pytest.raises(ValueError, match="max_frames=0"):
+        animate_skeleton(unflatten(windows[0], info), "natops8", tmp_path / "x.gif",
+                         max_frames=0)
+    with pytest.raises(ValueError, match="a title for each"):
+        plot_skeleton_rows([unflatten(windows[0], info)], "natops8", tmp_path / "x.png", [])

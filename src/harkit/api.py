@@ -384,6 +384,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = N
         split: ``test`` (the dataset's test split) or ``val`` (the run's validation subjects).
         which: ``final`` (refit model), ``best`` or ``last``; by default the run's final model.
         dataset: the already-loaded dataset, to avoid reloading it.
+        plots: write the confusion matrix (and, for the test split of a skeleton dataset,
+            ``skeleton_examples.png`` and ``skeleton_example.gif``: a few test windows drawn
+            as skeletons with their true and predicted classes) to the run's ``plots/``.
 
     The checkpoint's own normaliser is applied, so each model sees its training preprocessing.
     """
@@ -421,6 +424,13 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = N
             report.confusion, report.classes, run.plots / f"confusion_matrix{suffix}.png",
             title=f"{cfg.model.name} on {cfg.data.dataset} ({split}, {path.stem} model): "
                   f"accuracy {report.accuracy:.3f}, macro F1 {report.macro_f1:.3f}")
+        if split == "test" and ds.skeleton is not None and len(raw):
+            from harkit.viz.skeleton import plot_skeleton_report
+
+            # the dataset's own windows: what the normaliser sees, not its output
+            plot_skeleton_report(raw.X, raw.y, y_pred, ds.skeleton, ds.classes, run.plots,
+                                 title=f"{cfg.model.name} on {cfg.data.dataset} (test, "
+                                       f"{path.stem} model)")
     return report
 
 

@@ -255,28 +255,36 @@ def predict(
 
 @app.command()
 def models() -> None:
-    """List the registered models."""
+    """List the registered models; skeleton models read the joint layout of a skeleton
+    dataset (on sensor data they see the channels as joints without bones)."""
     from harkit.models import MODELS, create_model
 
-    t = Table(title="models: (batch, time, channels) -> (batch, classes) logits")
-    for col in ("name", "parameters (9 ch, 6 classes, 128 steps)", "description"):
-        t.add_column(col)
+    t = Table(title="models: (batch, time, channels) -> (batch, classes) logits",
+              caption="parameters: for 9 channels, 6 classes, 128 steps")
+    for col in ("name", "kind", "parameters", "description"):
+        t.add_column(col, no_wrap=col != "description",
+                     justify="right" if col == "parameters" else "left")
     for e in MODELS.entries():
         n = sum(p.numel() for p in create_model(e.name, 9, 6, 128).parameters())
-        t.add_row(e.name, f"{n:,}", e.description)
+        t.add_row(e.name, "skeleton" if e.tags.get("skeleton") else "sensor", f"{n:,}",
+                  e.description)
     console.print(t)
 
 
 @app.command()
 def datasets() -> None:
-    """List the registered datasets."""
+    """List the registered datasets with their kind (wearable, skeleton, generic) and
+    whether they come as continuous recordings."""
     from harkit.data import list_datasets
 
     t = Table(title="datasets")
-    t.add_column("name")
-    t.add_column("description")
+    for col in ("name", "kind", "description"):
+        t.add_column(col, no_wrap=col != "description")
     for e in list_datasets():
-        t.add_row(e.name, e.description)
+        kind = str(e.tags.get("kind", ""))
+        if e.tags.get("continuous"):
+            kind += " (continuous)"
+        t.add_row(e.name, kind, e.description)
     console.print(t)
 
 

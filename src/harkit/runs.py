@@ -13,6 +13,8 @@ Layout of ``<run_root>/<name>/``::
     metrics.json         test-split report of the final model
     metrics_val.json     validation report of the selected checkpoint of phase 1
     plots/learning_curves.png, plots/confusion_matrix.png
+    plots/skeleton_examples.png, plots/skeleton_example.gif   skeleton datasets: test windows
+                         drawn as skeletons, with their true and predicted classes
 """
 
 from __future__ import annotations

@@ -2,12 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from harkit.data.skeleton import SkeletonInfo
-from harkit.errors import ConfigError
+from harkit.errors import ConfigError, DataFormatError
+
+
+def resolve_classes(found: Iterable[str], classes: Sequence[Any] | None,
+                    source: str | Path, where: str) -> list[str]:
+    """The class names of a user's own dataset: ``classes`` in its order when given (every
+    label found must be among them), else the labels found, sorted.
+
+    Args:
+        found: the labels that occur in the data.
+        classes: the user's ``data.options.classes`` (None: not given).
+        source: the file or folder the labels come from (named in errors).
+        where: what holds the labels, for errors (``"column 'activity'"``).
+
+    Raises:
+        ConfigError: a label found that ``classes`` does not list.
+        DataFormatError: fewer than 2 classes.
+
+    Example:
+        >>> resolve_classes(["walk", "run"], None, "labels.csv", "column 'label'")
+        ['run', 'walk']
+        >>> resolve_classes(["walk"], ["walk", "sit"], "labels.csv", "column 'label'")
+        ['walk', 'sit']
+    """
+    labels = sorted(set(found))
+    if classes is None:
+        names = labels
+    else:
+        names = [str(c) for c in classes]
+        extra = sorted(set(labels) - set(names))
+        if extra:
+            raise ConfigError(f"data.options.classes: labels {extra} occur in {where} of "
+                              f"{source} but are not listed in {names}")
+    if len(names) < 2:
+        raise DataFormatError(source, f"found {len(names)} class(es) {names} in {where}; need "
+                                      "at least 2 classes")
+    return names
 
 
 @dataclass

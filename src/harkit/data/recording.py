@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from harkit.data.dataset import WindowedDataset, WindowSet
+from harkit.data.skeleton import SkeletonInfo
 from harkit.data.windowing import sliding_windows, window_starts
 from harkit.errors import ConfigError
 
@@ -146,6 +147,13 @@ class RecordingDataset:
         recordings: all recordings.
         window, hop: the dataset's customary window and hop in samples.
         test_subjects: subjects of the dataset-defined test split (None: no such split).
+        units: unit of each channel, by name.
+        description: one line about the source.
+        skeleton: for continuous skeleton recordings (each sample one frame, channels in the
+            order of :meth:`~harkit.data.skeleton.SkeletonInfo.channel_names`), how a
+            window unflattens to ``(time, bodies, joints, dims)``; carried into the windows
+            of :meth:`to_windows` so skeleton models and augmentations see it. None for
+            sensor data.
     """
 
     name: str
@@ -158,13 +166,21 @@ class RecordingDataset:
     test_subjects: list[int] | None = None
     units: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    skeleton: SkeletonInfo | None = None
+
+    def __post_init__(self) -> None:
+        if self.skeleton is not None and self.skeleton.channel_names() != list(self.channels):
+            raise ValueError(f"{self.name}: channels {self.channels[:3]}... are not those of "
+                             f"the skeleton {self.skeleton.channel_names()[:3]}... "
+                             f"({self.skeleton.n_channels} channels)")
 
     def subject_ids(self) -> list[int]:
         return sorted({r.subject for r in self.recordings})
 
     def resample(self, to_hz: float) -> RecordingDataset:
         """A copy with every recording resampled to ``to_hz`` (anti-aliased; labels taken
-        from the nearest original sample). The customary window keeps its duration."""
+        from the nearest original sample). The customary window keeps its duration; the
+        ``skeleton`` info carries over (every channel is resampled, so frames stay frames)."""
         from dataclasses import replace
 
         from harkit.data.resample import resample_recording
@@ -217,8 +233,9 @@ class RecordingDataset:
             test_subjects: override the dataset-defined split with these test subjects.
 
         Returns:
-            windows with ``train`` and ``test`` splits, and ``val`` when the dataset defines
-            validation recordings (then used instead of carving validation subjects).
+            windows ``(n, window, channels)`` with ``train`` and ``test`` splits, and ``val``
+            when the dataset defines validation recordings (then used instead of carving
+            validation subjects); the dataset's ``skeleton`` info carries over.
         """
         window = window or self.window
         hop = hop or self.hop
@@ -233,4 +250,4 @@ class RecordingDataset:
             splits[split] = ws
         return WindowedDataset(self.name, list(self.channels), list(self.classes),
                                self.sampling_rate, hop, splits, dict(self.units),
-                               self.description)
+                               self.description, self.skeleton)

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,6 +82,19 @@ class Layout:
         except ValueError:
             raise ConfigError(f"layout {self.name!r} has no joint {joint!r}; it has "
                               f"{list(self.joints)}") from None
+
+    def neighbours(self) -> list[list[int]]:
+        """Each joint's bone neighbours, in the order of :attr:`edges`.
+
+        Example:
+            >>> get_layout("natops8").neighbours()[4]    # l_wrist: l_elbow, l_hand_tip, l_thumb
+            [2, 0, 6]
+        """
+        out: list[list[int]] = [[] for _ in range(self.n_joints)]
+        for a, b in self.edges:
+            out[a].append(b)
+            out[b].append(a)
+        return out
 
     def adjacency(self, self_loops: bool = True) -> np.ndarray:
         """Symmetric 0/1 adjacency ``(joints, joints)`` of the bone graph."""
@@ -432,6 +446,73 @@ def joint_mask(seq: np.ndarray) -> np.ndarray:
     return np.isfinite(seq).all(axis=-1) & (seq != 0).any(axis=-1)
 
 
+def keypoint_mask(kp: np.ndarray, min_confidence: float = 0.0) -> np.ndarray:
+    """Which 2D keypoints ``(..., joints, 3)`` (x, y, confidence) were detected: boolean
+    ``(..., joints)``, True where the confidence is positive and at least ``min_confidence``
+    and x, y are not both 0 (OpenPose writes an undetected joint as ``0, 0, 0``).
+
+    Example:
+        >>> kp = np.array([[[5.0, 5.0, 0.9], [0.0, 0.0, 0.9], [5.0, 5.0, 0.05]]])
+        >>> keypoint_mask(kp, 0.1).tolist()
+        [[True, False, False]]
+    """
+    conf = kp[..., 2]
+    return (conf >= min_confidence) & (conf > 0) & ~((kp[..., 0] == 0) & (kp[..., 1] == 0))
+
+
+NEVER_VALID = ("zero", "keep")
+
+
+def interpolate_joints(seq: np.ndarray, valid: np.ndarray | None = None,
+                       never_valid: str = "zero") -> np.ndarray:
+    """Fill the joints where ``valid`` is False by linear interpolation over time.
+
+    Each joint is filled between its valid frames before and after; before its first valid
+    frame it takes the first valid value, after its last one the last (np.interp's ends).
+
+    Args:
+        seq: ``(..., time, bodies, joints, dims)``; leading axes are independent sequences.
+        valid: ``(..., time, bodies, joints)`` (default: :func:`joint_mask` of ``seq``).
+        never_valid: what a joint never valid in its sequence becomes: ``"zero"`` (0) or
+            ``"keep"`` (its values as they are).
+
+    Returns:
+        a copy of ``seq`` (same shape and dtype); valid values are unchanged.
+
+    Example:
+        >>> x = np.array([0.0, 9.0, 4.0, 9.0, 9.0]).reshape(5, 1, 1, 1)
+        >>> ok = np.array([True, False, True, False, False]).reshape(5, 1, 1)
+        >>> interpolate_joints(x, ok).ravel().tolist()
+        [0.0, 2.0, 4.0, 4.0, 4.0]
+        >>> interpolate_joints(x, np.zeros_like(ok), "keep").ravel().tolist()
+        [0.0, 9.0, 4.0, 9.0, 9.0]
+    """
+    if never_valid not in NEVER_VALID:
+        raise ConfigError(f"never_valid={never_valid!r}: expected one of {list(NEVER_VALID)}")
+    x = np.asarray(seq)
+    if valid is None:
+        valid = joint_mask(x)
+    if x.ndim < 4 or np.shape(valid) != x.shape[:-1]:
+        raise ValueError(f"skeleton sequence {x.shape} / valid {np.shape(valid)}: expected "
+                         "(..., time, bodies, joints, dims) / (..., time, bodies, joints)")
+    n = x.shape[-4]
+    xt = np.moveaxis(x, -4, -1)  # (..., T, B, J, D) -> (..., B, J, D, T)
+    ok = np.broadcast_to(np.moveaxis(valid, -3, -1)[..., None, :], xt.shape)
+    steps = np.arange(n)
+    prev = np.maximum.accumulate(np.where(ok, steps, -1), axis=-1)
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(ok, steps, n), -1), axis=-1), -1)
+    p, q = np.clip(prev, 0, n - 1), np.clip(nxt, 0, n - 1)
+    xp = np.take_along_axis(xt, p, axis=-1).astype(np.float64)
+    xq = np.take_along_axis(xt, q, axis=-1).astype(np.float64)
+    # np.interp's arithmetic (slope times offset), so results match it to the last bit
+    slope = (xq - xp) / np.maximum(q - p, 1)
+    both = (prev >= 0) & (nxt < n)
+    never = xt.astype(np.float64) if never_valid == "keep" else 0.0
+    filled = np.where(both, slope * (steps - p) + xp, np.where(prev >= 0, xp,
+                                                         np.where(nxt < n, xq, never)))
+    return np.moveaxis(filled.astype(x.dtype), -1, -4)  # back to (..., T, B, J, D)
+
+
 def _as_sequence(seq: np.ndarray, layout: Layout) -> np.ndarray:
     """A floating copy of ``seq`` after checking it is ``(time, bodies, joints, dims)``."""
     seq = np.asarray(seq)
@@ -697,6 +778,19 @@ def prepare(seq: np.ndarray, layout: str | Layout, centre: bool = True, scale: b
     return out
 
 
+def check_choice(source: str, name: str, value: Any, choices: Sequence[str]) -> None:
+    """Raise ConfigError unless ``value`` is one of ``choices`` (a source's option).
+
+    Example:
+        >>> check_choice("penn-action", "normalise", "box", ("bbox", "image", "none"))
+        Traceback (most recent call last):
+        ...
+        harkit.errors.ConfigError: penn-action: normalise='box', expected one of ['bbox', 'image', 'none']
+    """
+    if value not in choices:
+        raise ConfigError(f"{source}: {name}={value!r}, expected one of {list(choices)}")
+
+
 def check_options(source: str, length: Any = None, policy: Any = None,
                   **flags: Any) -> None:
     """Validate a skeleton source's ``length`` / ``policy`` and boolean transform options.
@@ -714,8 +808,8 @@ def check_options(source: str, length: Any = None, policy: Any = None,
     if length is not None and (isinstance(length, bool) or not isinstance(length, int)
                                or length < 2):
         raise ConfigError(f"{source}: length={length!r}, expected a number of frames >= 2")
-    if policy is not None and policy not in LENGTH_POLICIES:
-        raise ConfigError(f"{source}: policy={policy!r}, expected one of {LENGTH_POLICIES}")
+    if policy is not None:
+        check_choice(source, "policy", policy, LENGTH_POLICIES)
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise ConfigError(f"{source}: {name}={value!r}, expected true or false")

@@ -1,7 +1,13 @@
-"""Subject-wise splits. Splitting happens on subjects, before any windowing or fitting."""
+"""Subject-wise splits. Splitting happens on subjects, before any windowing or fitting.
+
+Windows are split with :func:`subject_holdout` and :func:`leave_one_subject_out`; sources
+that hold one sequence per example (skeleton clips) split their sequences with
+:func:`split_sequences` / :func:`subject_split` before they become windows.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -48,3 +54,86 @@ def leave_one_subject_out(ws: WindowSet) -> Iterator[tuple[int, WindowSet, Windo
     for s in ws.subject_ids():
         mask = ws.subjects == s
         yield s, ws.select(~mask), ws.select(mask)
+
+
+SequenceSplit = tuple[list[np.ndarray], np.ndarray, np.ndarray]
+"""One split of sequences: (sequences, labels ``(n,)``, subject ids ``(n,)``)."""
+
+
+def subject_numbers(ids: Sequence[str]) -> dict[str, int]:
+    """Subject id text -> int: integers as they are, else 1, 2, ... in sorted order.
+
+    Example:
+        >>> subject_numbers(["7", "3"]), subject_numbers(["bob", "al"])
+        ({'3': 3, '7': 7}, {'al': 1, 'bob': 2})
+    """
+    uniq = sorted(set(ids))
+    if all(re.fullmatch(r"\d+", s) for s in uniq):
+        return {s: int(s) for s in uniq}
+    return {s: i + 1 for i, s in enumerate(uniq)}
+
+
+def default_test_subjects(subjects: Sequence[int], name: str, hint: str = "") -> list[int]:
+    """A reproducible 20% of ``subjects`` (at least one, never all).
+
+    Raises:
+        ConfigError: fewer than 2 subjects (naming the dataset ``name``; ``hint`` says where
+            the subject ids come from).
+
+    Example:
+        >>> len(default_test_subjects(range(1, 11), "demo"))
+        2
+    """
+    pool = sorted(set(int(s) for s in subjects))
+    if len(pool) < 2:
+        raise ConfigError(f"{name}: only subject(s) {pool}; a subject-independent test split "
+                          f"needs at least 2{f' ({hint})' if hint else ''}")
+    n = max(1, round(0.2 * len(pool)))
+    return sorted(int(s) for s in np.random.default_rng(0).choice(pool, size=n, replace=False))
+
+
+def split_sequences(seqs: Sequence[np.ndarray], y: np.ndarray, subjects: np.ndarray,
+                    is_test: np.ndarray) -> dict[str, SequenceSplit]:
+    """``{"train": ..., "test": ...}`` of sequences by a boolean ``is_test`` per sequence
+    (order kept within each split).
+
+    Example:
+        >>> seqs = [np.zeros((t, 1, 2, 3)) for t in (4, 5, 6)]
+        >>> parts = split_sequences(seqs, np.array([0, 1, 0]), np.array([1, 2, 1]),
+        ...                         np.array([False, True, False]))
+        >>> [len(s) for s in parts["train"][0]], parts["test"][2].tolist()
+        ([4, 6], [2])
+    """
+    y, subjects, is_test = np.asarray(y), np.asarray(subjects), np.asarray(is_test, dtype=bool)
+    if not len(seqs) == len(y) == len(subjects) == len(is_test):
+        raise ValueError(f"{len(seqs)} sequences, {len(y)} labels, {len(subjects)} subjects and "
+                         f"{len(is_test)} split flags: expected one of each per sequence")
+    out = {}
+    for split, mask in (("train", ~is_test), ("test", is_test)):
+        idx = np.flatnonzero(mask)
+        out[split] = ([seqs[i] for i in idx.tolist()], y[idx], subjects[idx])
+    return out
+
+
+def subject_split(seqs: Sequence[np.ndarray], y: np.ndarray, subjects: np.ndarray,
+                  test_subjects: Sequence[int] | None, name: str, hint: str = ""
+                  ) -> dict[str, SequenceSplit]:
+    """``{"train": ..., "test": ...}`` of sequences holding out ``test_subjects`` (default:
+    :func:`default_test_subjects`, with its ``hint``).
+
+    Raises:
+        ConfigError: a test subject that is not present, or no training subject left
+            (naming the dataset ``name``).
+    """
+    present = sorted({int(s) for s in subjects})
+    if test_subjects is None:
+        test = default_test_subjects(present, name, hint)
+    else:
+        test = sorted({int(s) for s in test_subjects})
+        unknown = sorted(set(test) - set(present))
+        if unknown:
+            raise ConfigError(f"{name}: test_subjects {unknown} are not among the subjects "
+                              f"{present}")
+        if set(test) >= set(present):
+            raise ConfigError(f"{name}: test_subjects {test} would leave no training subject")
+    return split_sequences(seqs, y, subjects, np.isin(subjects, test))

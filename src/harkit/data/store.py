@@ -140,6 +140,31 @@ def locate(
     return download(url, cached / first, description=dataset)
 
 
+def locate_local(dataset: str, folder: str, home_url: str, how: str,
+                 data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Find ``folder`` of a dataset that is never downloaded automatically (its authors hand
+    it out): in ``data_dir`` / ``HARKIT_DATA_DIR`` as :func:`locate` looks, or where a user
+    put it in the cache.
+
+    Args:
+        dataset: registry name.
+        folder: the relative path to find (``joints``, ``labels``, ...).
+        home_url: where to get the dataset, for the error message.
+        how: how it is distributed, for the error message (``"is distributed by its
+            authors"``).
+        data_dir: explicit local directory or mirror URL (else ``HARKIT_DATA_DIR``).
+
+    Raises:
+        DatasetNotFoundError: no data directory is configured and the cache lacks it (saying
+            where to get it and what to point at), or the data directory lacks it.
+    """
+    if configured_data_dir(data_dir) is None and not (cache_dir() / dataset / folder).exists():
+        raise DatasetNotFoundError(
+            f"{dataset} {how} ({home_url}); point --data-dir or HARKIT_DATA_DIR at a folder "
+            f"holding {dataset}/{folder}/")
+    return locate(dataset, [folder], home_url, data_dir)
+
+
 def fingerprint(path: Path) -> str:
     """A cheap identity of a file or folder: resolved path, size and mtime of its files."""
     h = hashlib.sha256(str(path.resolve()).encode())

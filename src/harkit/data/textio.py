@@ -16,6 +16,25 @@ def decode(data: bytes, name: str) -> str:
                               line) from None
 
 
+def text_lines(data: bytes, name: str, expected: str) -> tuple[str, list[str]]:
+    """A text file's decoded text and its lines, blank lines at the end dropped.
+
+    Raises:
+        DataFormatError: not UTF-8, or no line left (``file is empty; expected {expected}``).
+
+    Example:
+        >>> text_lines(b"1 2\\n\\n", "t.txt", "rows of numbers")[1]
+        ['1 2']
+    """
+    text = decode(data, name)
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise DataFormatError(name, f"file is empty; expected {expected}")
+    return text, lines
+
+
 def parse_numeric_table(
     data: bytes, name: str, n_cols: int | None, dtype: type = np.float32
 ) -> np.ndarray:
@@ -28,12 +47,7 @@ def parse_numeric_table(
         >>> parse_numeric_table(b"1 2\\n3 4\\n", "t.txt", 2).tolist()
         [[1.0, 2.0], [3.0, 4.0]]
     """
-    text = decode(data, name)
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        raise DataFormatError(name, "file is empty; expected rows of numbers")
+    text, lines = text_lines(data, name, "rows of numbers")
     if n_cols is None:
         n_cols = len(lines[0].split())
     tokens = text.split()

@@ -61,6 +61,28 @@ def resolve_skeleton(skeleton: dict[str, Any] | SkeletonInfo | None,
     return info
 
 
+class SkeletonModel(HarModel):
+    """Base of the skeleton models: resolves the ``skeleton`` argument (the dataset's
+    ``SkeletonInfo.to_dict()``, or None on sensor data) into :attr:`info`, the skeleton the
+    model reads its windows with, and stores it in the config with its layout in full, so a
+    checkpoint rebuilds without the layout registry.
+
+    Subclasses call ``super().__init__(n_channels, n_classes, window_len, skeleton,
+    **hparams)`` with their other constructor arguments as ``hparams``.
+    """
+
+    # On sensor data (skeleton=None): the channels as one-dimensional joints without bones
+    # (True) or as the values of one joint (False; see :func:`sensor_skeleton`).
+    sensor_as_joints: bool = True
+
+    def __init__(self, n_channels: int, n_classes: int, window_len: int,
+                 skeleton: dict[str, Any] | SkeletonInfo | None, **hparams: Any) -> None:
+        info = resolve_skeleton(skeleton, n_channels)
+        super().__init__(n_channels, n_classes, window_len,
+                         skeleton=None if info is None else info.to_dict(), **hparams)
+        self.info = info or sensor_skeleton(n_channels, self.sensor_as_joints)
+
+
 def split_input(x: torch.Tensor, info: SkeletonInfo) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(B, T, C)`` -> coordinates ``(B, T, M, J, D)`` with padded frames zeroed, and the
     valid-frame mask ``(B, T)`` (None without a valid channel)."""
@@ -118,7 +140,7 @@ def _check_dropout(dropout: float) -> None:
 # pose-lstm
 
 
-class PoseLSTM(HarModel):
+class PoseLSTM(SkeletonModel):
     """Keypoint LSTM, as used on OpenPose keypoints of Berkeley MHAD: each frame's joints
     are flattened (18 COCO joints x (x, y) = 36 inputs there), projected by a ReLU layer,
     fed to two stacked LSTMs (34 units), and the output at the last (valid) frame goes to a
@@ -146,13 +168,10 @@ class PoseLSTM(HarModel):
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  skeleton: dict[str, Any] | None = None, hidden: int = 34, layers: int = 2,
                  dropout: float = 0.0) -> None:
-        info = resolve_skeleton(skeleton, n_channels)
-        super().__init__(n_channels, n_classes, window_len,
-                         skeleton=None if info is None else info.to_dict(), hidden=hidden,
+        super().__init__(n_channels, n_classes, window_len, skeleton, hidden=hidden,
                          layers=layers, dropout=dropout)
         _check_positive(hidden=hidden, layers=layers)
         _check_dropout(dropout)
-        self.info = info or sensor_skeleton(n_channels)
         per_frame = self.info.n_joints * self.info.dims
         self.proj = nn.Linear(per_frame, hidden)  # per frame: (N, T, J*D) -> (N, T, H)
         self.rnn = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True,
@@ -192,10 +211,7 @@ def traversal_order(layout: Layout) -> list[int]:
         >>> traversal_order(lay)
         [0, 1, 2, 1, 0, 3, 0]
     """
-    adj: list[list[int]] = [[] for _ in range(layout.n_joints)]
-    for a, b in layout.edges:
-        adj[a].append(b)
-        adj[b].append(a)
+    adj = layout.neighbours()
     seen: set[int] = set()
     order: list[int] = []
     stack: list[tuple[int, int]] = []  # (joint, next neighbour to try): iterative DFS
@@ -241,7 +257,7 @@ STREAMS = ("both", "temporal", "spatial")
 FUSIONS = ("logprob", "logits")
 
 
-class TwoStreamRNN(HarModel):
+class TwoStreamRNN(SkeletonModel):
     """Two-stream RNN (Wang & Wang, CVPR 2017, "Modeling Temporal Dynamics and Spatial
     Configurations of Actions Using Two-Stream Recurrent Neural Networks").
 
@@ -290,9 +306,7 @@ class TwoStreamRNN(HarModel):
                  layers: int = 2, part_hidden: int = 32, clip_len: int = 10,
                  fusion: str = "logprob", temporal_weight: float = 0.5,
                  dropout: float = 0.2) -> None:
-        info = resolve_skeleton(skeleton, n_channels)
-        super().__init__(n_channels, n_classes, window_len,
-                         skeleton=None if info is None else info.to_dict(), temporal=temporal,
+        super().__init__(n_channels, n_classes, window_len, skeleton, temporal=temporal,
                          spatial=spatial, streams=streams, hidden=hidden, layers=layers,
                          part_hidden=part_hidden, clip_len=clip_len, fusion=fusion,
                          temporal_weight=temporal_weight, dropout=dropout)
@@ -306,7 +320,6 @@ class TwoStreamRNN(HarModel):
         _check_dropout(dropout)
         if not 0.0 <= temporal_weight <= 1.0:
             raise ValueError(f"temporal_weight must be in [0, 1], got {temporal_weight!r}")
-        self.info = info or sensor_skeleton(n_channels)
         layout = self.info.get_layout
         d = self.info.dims
         rnn_drop = dropout if layers > 1 else 0.0
@@ -412,10 +425,7 @@ PARTITIONS = ("uniform", "distance", "spatial")
 def hop_distance(layout: Layout) -> np.ndarray:
     """Bone hops from each joint to the nearest centre joint ``(joints,)`` (inf where no
     path leads to a centre joint)."""
-    adj: list[list[int]] = [[] for _ in range(layout.n_joints)]
-    for a, b in layout.edges:
-        adj[a].append(b)
-        adj[b].append(a)
+    adj = layout.neighbours()
     dist = np.full(layout.n_joints, np.inf)
     frontier = list(dict.fromkeys(layout.centre))
     dist[frontier] = 0
@@ -514,7 +524,7 @@ class STGCNBlock(nn.Module):
         return torch.relu(y)
 
 
-class STGCN(HarModel):
+class STGCN(SkeletonModel):
     """ST-GCN (Yan, Xiong & Lin, AAAI 2018, "Spatial Temporal Graph Convolutional Networks
     for Skeleton-Based Action Recognition").
 
@@ -544,15 +554,14 @@ class STGCN(HarModel):
     """
 
     registry_name = "stgcn"
+    sensor_as_joints = False
 
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  skeleton: dict[str, Any] | None = None, widths: list[int] | None = None,
                  partition: str = "spatial", kernel: int = 9, dropout: float = 0.0) -> None:
         widths = list(widths) if widths is not None else [32, 32, 32, 32, 64, 64, 64, 128,
                                                           128, 128]
-        info = resolve_skeleton(skeleton, n_channels)
-        super().__init__(n_channels, n_classes, window_len,
-                         skeleton=None if info is None else info.to_dict(), widths=widths,
+        super().__init__(n_channels, n_classes, window_len, skeleton, widths=widths,
                          partition=partition, kernel=kernel, dropout=dropout)
         if not widths:
             raise ValueError("widths must name at least one unit")
@@ -560,7 +569,6 @@ class STGCN(HarModel):
         _check_dropout(dropout)
         if partition not in PARTITIONS:
             raise ValueError(f"partition={partition!r}: expected one of {PARTITIONS}")
-        self.info = info or sensor_skeleton(n_channels, as_joints=False)
         layout = self.info.get_layout
         j, d = self.info.n_joints, self.info.dims
         parts = torch.from_numpy(partition_adjacency(layout, partition))

@@ -20,9 +20,10 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``fig`` as a PNG (``metadata``: PNG text fields such as ``Description``)."""
     with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight", metadata=metadata)
     _pyplot().close(fig)
     return path
 

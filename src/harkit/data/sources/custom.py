@@ -47,9 +47,11 @@ from typing import Any
 
 import numpy as np
 
+from harkit.data.dataset import resolve_classes
 from harkit.data.gaps import fill_gaps
 from harkit.data.recording import UNLABELED, Recording, RecordingDataset
 from harkit.data.sources import DATASETS
+from harkit.data.splits import default_test_subjects, subject_numbers
 from harkit.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -267,27 +269,15 @@ def load_csv(data_dir: str | os.PathLike[str] | None = None, label_column: str =
 
     # Subjects: numbers stay numbers; text ids are numbered in sorted order.
     raw_ids = sorted({str(s) for _, _, _, subj in tables for s in subj})
-    if all(re.fullmatch(r"\d+", s) for s in raw_ids):
-        subject_of = {s: int(s) for s in raw_ids}
-    else:
-        subject_of = {s: i + 1 for i, s in enumerate(raw_ids)}
+    subject_of = subject_numbers(raw_ids)
+    if not all(s.isdecimal() for s in raw_ids):
         log.info("csv: text subject ids numbered %s", subject_of)
 
     # Labels: classes sorted (or as given); unlabelled values excluded.
     label_text = _text
     found = sorted({t for _, f, _, _ in tables for t in map(label_text, f[label_column].unique())
                     if t.lower() not in nulls})
-    if classes is None:
-        class_names = found
-    else:
-        class_names = [str(c) for c in classes]
-        extra = sorted(set(found) - set(class_names))
-        if extra:
-            raise ConfigError(f"data.options.classes: labels {extra} occur in the files but are "
-                              f"not listed in {class_names}")
-    if len(class_names) < 2:
-        raise DataFormatError(root, f"found {len(class_names)} class(es) {class_names} in column "
-                                    f"{label_column!r}; need at least 2")
+    class_names = resolve_classes(found, classes, root, f"column {label_column!r}")
     index = {c: i for i, c in enumerate(class_names)}
 
     recordings: list[Recording] = []
@@ -363,12 +353,7 @@ def load_csv(data_dir: str | os.PathLike[str] | None = None, label_column: str =
                                           rec.meta)
     subjects = sorted({r.subject for r in recordings})
     if test_subjects is None:
-        if len(subjects) < 2:
-            raise ConfigError(f"csv: only subject {subjects} found; a subject-independent test "
-                              "needs at least 2 subjects (see data.options.subject_column)")
-        n_test = max(1, round(0.2 * len(subjects)))
-        test_subjects = sorted(int(s) for s in np.random.default_rng(0).choice(
-            subjects, size=n_test, replace=False))
+        test_subjects = default_test_subjects(subjects, "csv", "see data.options.subject_column")
     window = max(1, round(2.0 * rate))
     return RecordingDataset(
         "csv", list(chan_names), class_names, rate, recordings, window=window,

@@ -63,11 +63,12 @@ from typing import Any
 import numpy as np
 
 from harkit.data.dataset import WindowedDataset
-from harkit.data.skeleton import SkeletonInfo, skeleton_dataset
+from harkit.data.skeleton import SkeletonInfo, check_choice, joint_mask, skeleton_dataset
 from harkit.data.sources import DATASETS
 from harkit.data.sources.openpose import DIM_NAMES, FILL_POLICIES, NORMALIZATIONS, finish_keypoints
+from harkit.data.splits import split_sequences
 from harkit.data.store import cached_parse, configured_data_dir
-from harkit.data.textio import decode, parse_numeric_table
+from harkit.data.textio import parse_numeric_table, text_lines
 from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -100,13 +101,7 @@ def parse_rows(data: bytes, name: str, n_values: int = N_VALUES) -> np.ndarray:
         >>> parse_rows(b"1,2.5\\n3,4\\n", "X_test.txt", 2).tolist()
         [[1.0, 2.5], [3.0, 4.0]]
     """
-    text = decode(data, name)
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        raise DataFormatError(name, f"file is empty; expected lines of {n_values} "
-                                    "comma-separated numbers")
+    _, lines = text_lines(data, name, f"lines of {n_values} comma-separated numbers")
     for i, line in enumerate(lines, 1):
         if line.count(",") != n_values - 1:
             found = "an empty line" if not line.strip() else f"{line.count(',') + 1} values"
@@ -301,8 +296,7 @@ def load_mhad_pose(data_dir: str | os.PathLike[str] | None = None, n_steps: int 
         raise ConfigError(f"mhad-pose: n_steps={n_steps!r}, expected an integer >= 2")
     for opt, value, choices in (("split", split, SPLITS), ("fill", fill, FILL_POLICIES),
                                 ("normalize", normalize, NORMALIZATIONS)):
-        if value not in choices:
-            raise ConfigError(f"mhad-pose: {opt}={value!r}, expected one of {list(choices)}")
+        check_choice("mhad-pose", opt, value, choices)
     location = configured_data_dir(data_dir)
     if location is None:  # never the cache: it is for downloads, and this is no download
         raise DatasetNotFoundError(f"mhad-pose is not downloaded automatically: get the "
@@ -352,14 +346,11 @@ def load_mhad_pose(data_dir: str | os.PathLike[str] | None = None, n_steps: int 
         is_test = np.isin(reps, test)
         how = f"test repetitions {test}"
     # (blocks, T, 18, 2) -> (blocks, T, 1 body, 18, x/y/confidence)
-    valid = ~((blocks[..., 0] == 0) & (blocks[..., 1] == 0))
+    valid = joint_mask(blocks)  # (blocks, T, 18): an undetected joint is 0, 0
     kp = np.concatenate([blocks, valid[..., None].astype(np.float32)], axis=-1)[:, :, None]
     seqs, _, _ = finish_keypoints(kp, valid[:, :, None], "coco18", fill, normalize,
                                   image_size)
-    splits = {}
-    for part, mask in (("train", ~is_test), ("test", is_test)):
-        idx = np.flatnonzero(mask)
-        splits[part] = ([seqs[i] for i in idx.tolist()], y[idx], subjects[idx])
+    splits = split_sequences(list(seqs), y, subjects, is_test)
     log.info("mhad-pose: %d blocks; split: %s", len(y), how)
     info = SkeletonInfo("coco18", bodies=1, dims=3, dim_names=DIM_NAMES)
     return skeleton_dataset("mhad-pose", list(CLASSES), info, splits, n_steps, "resample", RATE,

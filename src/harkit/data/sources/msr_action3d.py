@@ -40,9 +40,15 @@ from typing import Any
 import numpy as np
 
 from harkit.data.dataset import WindowedDataset
-from harkit.data.skeleton import SkeletonInfo, check_options, prepare, skeleton_dataset
+from harkit.data.skeleton import (
+    SkeletonInfo,
+    check_options,
+    interpolate_joints,
+    prepare,
+    skeleton_dataset,
+)
 from harkit.data.sources import DATASETS
-from harkit.data.store import cache_dir, cached_parse, configured_data_dir, locate
+from harkit.data.store import cached_parse, locate_local
 from harkit.data.textio import parse_numeric_table
 from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
@@ -116,11 +122,9 @@ def repair_lost_frames(joints: np.ndarray) -> tuple[np.ndarray, int, int] | None
     ok = tracked[first:last + 1]
     filled = int((~ok).sum())
     if filled:
-        t = np.arange(len(out))
-        flat = out.reshape(len(out), -1)
-        for c in range(flat.shape[1]):
-            flat[~ok, c] = np.interp(t[~ok], t[ok], flat[ok, c])
-        out = flat.reshape(out.shape)
+        # (time, joints, 3) as one body (time, 1, joints, 3); a lost frame loses every joint
+        valid = np.broadcast_to(ok[:, None, None], (len(out), 1, out.shape[1]))
+        out = interpolate_joints(out[:, None], valid)[:, 0]
     return out, len(joints) - len(out), filled
 
 
@@ -234,12 +238,8 @@ def load_msr_action3d(data_dir: str | os.PathLike[str] | None = None, subset: st
     if files not in FILE_SETS:
         raise ConfigError(f"msr-action3d: files={files!r}, expected one of {FILE_SETS}")
     check_options("msr-action3d", length, policy, centre=centre, scale=scale, align=align)
-    if configured_data_dir(data_dir) is None and not (cache_dir() / "msr-action3d" /
-                                                      SKELETONS).exists():
-        raise DatasetNotFoundError(
-            f"msr-action3d is distributed by its authors ({HOME_URL}); point --data-dir or "
-            f"HARKIT_DATA_DIR at a folder holding msr-action3d/{SKELETONS}/")
-    src = locate("msr-action3d", [SKELETONS], HOME_URL, data_dir)
+    src = locate_local("msr-action3d", SKELETONS, HOME_URL, "is distributed by its authors",
+                       data_dir)
     parsed = cached_parse("msr-action3d", CACHE_VERSION, src, parse_folder, _save, _load,
                           use_cache)
     for name in parsed.skipped:

@@ -67,8 +67,9 @@ from typing import Any
 import numpy as np
 
 from harkit.data.dataset import WindowedDataset
-from harkit.data.skeleton import LENGTH_POLICIES, SkeletonInfo, skeleton_dataset
+from harkit.data.skeleton import LENGTH_POLICIES, SkeletonInfo, check_choice, skeleton_dataset
 from harkit.data.sources import DATASETS
+from harkit.data.splits import split_sequences
 from harkit.data.store import cached_parse, configured_data_dir
 from harkit.data.textio import decode
 from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
@@ -572,8 +573,7 @@ def load_ntu(data_dir: str | os.PathLike[str] | None = None, version: int = 60,
         raise ConfigError(f"ntu: version={version!r}, expected 60 or 120")
     if bodies not in (1, 2):
         raise ConfigError(f"ntu: bodies={bodies!r}, expected 1 or 2")
-    if policy not in LENGTH_POLICIES:
-        raise ConfigError(f"ntu: policy={policy!r}, expected one of {list(LENGTH_POLICIES)}")
+    check_choice("ntu", "policy", policy, LENGTH_POLICIES)
     protocol = SPLITS.get(split)
     if protocol is None:
         raise ConfigError(f"ntu: split={split!r}, expected one of {sorted(SPLITS)}")
@@ -609,10 +609,7 @@ def load_ntu(data_dir: str | os.PathLike[str] | None = None, version: int = 60,
     sides = np.array([split_of(s, protocol, version) for s in samples])
     y = np.array([s.action - 1 for s in samples], np.int64)
     subjects = np.array([s.performer for s in samples], np.int64)
-    splits = {}
-    for part in ("train", "test"):
-        idx = np.flatnonzero(sides == part)
-        splits[part] = ([seqs[i] for i in idx.tolist()], y[idx], subjects[idx])
+    splits = split_sequences(seqs, y, subjects, sides == "test")
     info = SkeletonInfo("ntu25", bodies=bodies, dims=3, dim_names=("x", "y", "z"))
     return skeleton_dataset("ntu", CLASSES[:version], info, splits, length, policy, RATE,
                             f"NTU RGB+D {version}, {protocol} split, {len(samples)} samples, "

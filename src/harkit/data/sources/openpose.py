@@ -83,16 +83,20 @@ from typing import Any
 
 import numpy as np
 
-from harkit.data.dataset import WindowedDataset
+from harkit.data.dataset import WindowedDataset, resolve_classes
 from harkit.data.skeleton import (
     BODY25_TO_COCO18,
     LENGTH_POLICIES,
     Layout,
     SkeletonInfo,
+    check_choice,
     get_layout,
+    interpolate_joints,
+    keypoint_mask,
     skeleton_dataset,
 )
 from harkit.data.sources import DATASETS
+from harkit.data.splits import subject_numbers, subject_split
 from harkit.data.store import cached_parse
 from harkit.errors import ConfigError, DataFormatError
 
@@ -198,12 +202,6 @@ def read_keypoints_file(path: str | os.PathLike[str], data: bytes | None = None
     return model, np.stack(poses)
 
 
-def _visible(kp: np.ndarray, min_confidence: float) -> np.ndarray:
-    """``(..., joints)`` True where a joint is detected (confident and not at 0, 0)."""
-    return (kp[..., 2] >= min_confidence) & (kp[..., 2] > 0) & ~((kp[..., 0] == 0)
-                                                                  & (kp[..., 1] == 0))
-
-
 def _extent(xy: np.ndarray) -> float:
     """Side of the bounding box of points ``(n, 2)`` (its larger side; 0 for < 2 points)."""
     if len(xy) < 2:
@@ -274,7 +272,7 @@ def track_people(frames: Sequence[np.ndarray], min_confidence: float = 0.1,
     merged: list[np.ndarray] = []
     for people in frames:
         people = np.array(people, dtype=np.float32, copy=True)
-        ok = _visible(people, min_confidence) if len(people) else np.zeros((0, 0), bool)
+        ok = keypoint_mask(people, min_confidence) if len(people) else np.zeros((0, 0), bool)
         dets = [k for k in range(len(people)) if ok[k].any()]
         match: dict[int, int] = {}
         if dets and last_xy:
@@ -332,14 +330,9 @@ def rank_tracks(frames: Sequence[np.ndarray], tracks: np.ndarray,
         sizes = []
         for t in np.flatnonzero(tracks[:, i] >= 0).tolist():
             kp = frames[t][tracks[t, i]]
-            sizes.append(_extent(kp[_visible(kp, min_confidence), :2]))
+            sizes.append(_extent(kp[keypoint_mask(kp, min_confidence), :2]))
         scores.append(len(sizes) * float(np.median(sizes)) if sizes else 0.0)
     return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r}: expected one of {list(choices)}")
 
 
 def finish_keypoints(raw: np.ndarray, valid: np.ndarray, layout: str | Layout,
@@ -370,8 +363,8 @@ def finish_keypoints(raw: np.ndarray, valid: np.ndarray, layout: str | Layout,
         >>> out[:, 0, 1].tolist()
         [[10.0, 20.0, 1.0], [20.0, 30.0, 0.0], [30.0, 40.0, 1.0]]
     """
-    _check_choice("fill", fill, FILL_POLICIES)
-    _check_choice("normalize", normalize, NORMALIZATIONS)
+    check_choice("openpose", "fill", fill, FILL_POLICIES)
+    check_choice("openpose", "normalize", normalize, NORMALIZATIONS)
     lay = get_layout(layout)
     if raw.ndim < 4 or raw.shape[-1] != 3 or valid.shape != raw.shape[:-1]:
         raise ValueError(f"keypoints {raw.shape} / valid {valid.shape}: expected "
@@ -395,42 +388,8 @@ def finish_keypoints(raw: np.ndarray, valid: np.ndarray, layout: str | Layout,
     if fill == "zero":
         out[..., :2][~valid] = 0.0
     else:
-        out[..., :2] = interpolate_time(out[..., :2], valid)
+        out[..., :2] = interpolate_joints(out[..., :2], valid)
     return out, centre, scale
-
-
-def interpolate_time(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Replace the values where ``valid`` is False by linear interpolation over time.
-
-    Args:
-        x: ``(..., time, bodies, joints, dims)``.
-        valid: ``(..., time, bodies, joints)``.
-
-    Returns:
-        a copy of ``x`` where each joint's invalid frames are interpolated between its valid
-        neighbours, take the nearest valid value before the first / after the last one, and
-        are 0 for a joint never valid.
-
-    Example:
-        >>> x = np.array([0.0, 9.0, 4.0, 9.0, 9.0]).reshape(5, 1, 1, 1)
-        >>> ok = np.array([True, False, True, False, False]).reshape(5, 1, 1)
-        >>> interpolate_time(x, ok).ravel().tolist()
-        [0.0, 2.0, 4.0, 4.0, 4.0]
-    """
-    n = x.shape[-4]
-    xt = np.moveaxis(x, -4, -1)  # (..., T, B, J, D) -> (..., B, J, D, T)
-    ok = np.broadcast_to(np.moveaxis(valid, -3, -1)[..., None, :], xt.shape)
-    steps = np.arange(n)
-    prev = np.maximum.accumulate(np.where(ok, steps, -1), axis=-1)
-    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(ok, steps, n), -1), axis=-1), -1)
-    p, q = np.clip(prev, 0, n - 1), np.clip(nxt, 0, n - 1)
-    xp = np.take_along_axis(xt, p, axis=-1).astype(np.float64)
-    xq = np.take_along_axis(xt, q, axis=-1).astype(np.float64)
-    w = (steps - p) / np.maximum(q - p, 1)
-    both = (prev >= 0) & (nxt < n)
-    filled = np.where(both, xp + (xq - xp) * w, np.where(prev >= 0, xp,
-                                                         np.where(nxt < n, xq, 0.0)))
-    return np.moveaxis(filled.astype(x.dtype), -1, -4)  # back to (..., T, B, J, D)
 
 
 def body_frame(xy: np.ndarray, ok: np.ndarray, layout: str | Layout
@@ -549,15 +508,15 @@ def read_openpose_clip(source: str | os.PathLike[str] | Sequence[str | os.PathLi
         >>> frames.shape, info.missing_frames                          # doctest: +SKIP
         ((120, 1, 18, 3), [57])
     """
-    _check_choice("layout", layout, LAYOUTS)
+    check_choice("openpose", "layout", layout, LAYOUTS)
     if bodies not in (1, 2):
         raise ConfigError(f"bodies={bodies!r}: expected 1 or 2")
     if not 0 <= min_confidence < 1:
         raise ConfigError(f"min_confidence={min_confidence!r}: expected a value in [0, 1)")
     if not max_match_distance > 0:
         raise ConfigError(f"max_match_distance={max_match_distance!r}: expected > 0")
-    _check_choice("fill", fill, FILL_POLICIES)
-    _check_choice("normalize", normalize, NORMALIZATIONS)
+    check_choice("openpose", "fill", fill, FILL_POLICIES)
+    check_choice("openpose", "normalize", normalize, NORMALIZATIONS)
     name, pairs = _frame_files(source)
     lay = get_layout(layout)
     first, last = pairs[0][0], pairs[-1][0]
@@ -590,7 +549,7 @@ def read_openpose_clip(source: str | os.PathLike[str] | Sequence[str | os.PathLi
         for t in np.flatnonzero(tracks[:, i] >= 0).tolist():
             raw[t, slot] = frames[t][tracks[t, i]]
             detected[t, slot] = True
-    valid = _visible(raw, min_confidence) & detected[:, :, None]
+    valid = keypoint_mask(raw, min_confidence) & detected[:, :, None]
     out, centre, scale = finish_keypoints(raw, valid, lay, fill, normalize, image_size)
     info = ClipInfo(name, np.arange(first, last + 1), missing, source_model, layout,
                     np.array([len(f) for f in frames]), detected, tracks.shape[1], centre, scale)
@@ -688,56 +647,6 @@ def read_labels_csv(path: Path) -> list[LabelRow]:
     return rows
 
 
-def subject_numbers(ids: Sequence[str]) -> dict[str, int]:
-    """Subject id text -> int: integers as they are, else 1, 2, ... in sorted order.
-
-    Example:
-        >>> subject_numbers(["7", "3"]), subject_numbers(["bob", "al"])
-        ({'3': 3, '7': 7}, {'al': 1, 'bob': 2})
-    """
-    uniq = sorted(set(ids))
-    if all(re.fullmatch(r"\d+", s) for s in uniq):
-        return {s: int(s) for s in uniq}
-    return {s: i + 1 for i, s in enumerate(uniq)}
-
-
-def default_test_subjects(subjects: Sequence[int], name: str) -> list[int]:
-    """A reproducible 20% of ``subjects`` (at least one, never all).
-
-    Example:
-        >>> len(default_test_subjects(range(1, 11), "demo"))
-        2
-    """
-    pool = sorted(set(int(s) for s in subjects))
-    if len(pool) < 2:
-        raise ConfigError(f"{name}: only subject(s) {pool}; a subject-independent test split "
-                          "needs at least 2 (or give data.options.test_subjects)")
-    n = max(1, round(0.2 * len(pool)))
-    return sorted(int(s) for s in np.random.default_rng(0).choice(pool, size=n, replace=False))
-
-
-def subject_split(seqs: list[np.ndarray], y: np.ndarray, subjects: np.ndarray,
-                  test_subjects: Sequence[int] | None, name: str
-                  ) -> dict[str, tuple[list[np.ndarray], np.ndarray, np.ndarray]]:
-    """``{"train": ..., "test": ...}`` holding out ``test_subjects`` (default: 20%)."""
-    present = sorted({int(s) for s in subjects})
-    if test_subjects is None:
-        test = default_test_subjects(present, name)
-    else:
-        test = sorted({int(s) for s in test_subjects})
-        unknown = sorted(set(test) - set(present))
-        if unknown:
-            raise ConfigError(f"{name}: test_subjects {unknown} are not among the subjects "
-                              f"{present}")
-        if set(test) >= set(present):
-            raise ConfigError(f"{name}: test_subjects {test} would leave no training subject")
-    is_test = np.isin(subjects, test)
-    out = {}
-    for split, mask in (("train", ~is_test), ("test", is_test)):
-        out[split] = ([s for s, m in zip(seqs, mask, strict=True) if m], y[mask], subjects[mask])
-    return out
-
-
 def _save_clips(clips: list[tuple[str, np.ndarray]], f: Any) -> None:
     np.savez(f, names=np.array([c[0] for c in clips], dtype=str),
              lengths=np.array([len(c[1]) for c in clips], dtype=np.int64),
@@ -792,7 +701,7 @@ def load_openpose(data_dir: str | os.PathLike[str] | None = None, labels: str = 
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise DataFormatError(root, "no such folder of OpenPose clips")
-    _check_choice("openpose: policy", policy, LENGTH_POLICIES)
+    check_choice("openpose", "policy", policy, LENGTH_POLICIES)
     if not (isinstance(sampling_rate, (int, float)) and sampling_rate > 0):
         raise ConfigError(f"openpose: sampling_rate={sampling_rate!r}, expected frames per second")
     csv_path = Path(labels).expanduser()
@@ -829,18 +738,7 @@ def load_openpose(data_dir: str | os.PathLike[str] | None = None, labels: str = 
             raise DataFormatError(csv_path, f"clip {r.clip!r} is not in {root} (clips found: "
                                             f"{sorted(clips)[:5]}{' ...' if len(clips) > 5 else ''})",
                                   r.line)
-    found = sorted({r.label for r in rows})
-    if classes is None:
-        class_names = found
-    else:
-        class_names = [str(c) for c in classes]
-        extra = sorted(set(found) - set(class_names))
-        if extra:
-            raise ConfigError(f"openpose: labels {extra} in {csv_path} are not in classes "
-                              f"{class_names}")
-    if len(class_names) < 2:
-        raise DataFormatError(csv_path, f"found {len(class_names)} label(s) {class_names}; need "
-                                        "at least 2 classes")
+    class_names = resolve_classes((r.label for r in rows), classes, csv_path, "column 'label'")
     sid = subject_numbers([r.subject for r in rows])
     seqs, y, subj = [], [], []
     for r in rows:
@@ -853,7 +751,7 @@ def load_openpose(data_dir: str | os.PathLike[str] | None = None, labels: str = 
         y.append(class_names.index(r.label))
         subj.append(sid[r.subject])
     splits = subject_split(seqs, np.array(y, np.int64), np.array(subj, np.int64),
-                           test_subjects, "openpose")
+                           test_subjects, "openpose", f"the subject column of {csv_path}")
     info = SkeletonInfo(layout, bodies=bodies, dims=3, dim_names=DIM_NAMES)
     return skeleton_dataset("openpose", class_names, info, splits, length, policy,
                             float(sampling_rate),

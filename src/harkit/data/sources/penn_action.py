@@ -58,10 +58,18 @@ from typing import Any
 import numpy as np
 
 from harkit.data.dataset import WindowedDataset
-from harkit.data.skeleton import SkeletonInfo, check_options, prepare, skeleton_dataset
+from harkit.data.skeleton import (
+    SkeletonInfo,
+    check_choice,
+    check_options,
+    interpolate_joints,
+    prepare,
+    skeleton_dataset,
+)
 from harkit.data.sources import DATASETS
-from harkit.data.store import cache_dir, cached_parse, configured_data_dir, locate
-from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
+from harkit.data.splits import split_sequences
+from harkit.data.store import cached_parse, locate_local
+from harkit.errors import ConfigError, DataFormatError
 
 HOME_URL = "http://dreamdragon.github.io/PennAction/"
 CLASSES = ["baseball_pitch", "baseball_swing", "bench_press", "bowl", "clean_and_jerk",
@@ -197,21 +205,17 @@ def _load(path: Path) -> list[PennClip]:
 
 def interpolate_occluded(xy: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """Replace occluded joints of ``(frames, joints, 2)`` by linear interpolation in time
-    between the frames where the joint is visible (a joint never visible is kept).
+    between the frames where the joint is visible (the nearest such frame at the ends; a
+    joint never visible keeps its annotated guess), by
+    :func:`~harkit.data.skeleton.interpolate_joints`.
 
     Example:
         >>> xy = np.array([[[0.0, 0.0]], [[9.0, 9.0]], [[2.0, 4.0]]])
         >>> interpolate_occluded(xy, np.array([[True], [False], [True]]))[:, 0].tolist()
         [[0.0, 0.0], [1.0, 2.0], [2.0, 4.0]]
     """
-    out = xy.copy()
-    t = np.arange(len(xy))
-    for j in range(xy.shape[1]):
-        ok = visible[:, j]
-        if ok.any() and not ok.all():
-            for d in range(xy.shape[2]):
-                out[~ok, j, d] = np.interp(t[~ok], t[ok], xy[ok, j, d])
-    return out
+    # (frames, joints, 2) -> (frames, 1 body, joints, 2) and back
+    return interpolate_joints(xy[:, None], visible[:, None], never_valid="keep")[:, 0]
 
 
 def _normalised(c: PennClip, how: str) -> np.ndarray:
@@ -254,25 +258,17 @@ def load_penn_action(data_dir: str | os.PathLike[str] | None = None,
         >>> ds.splits["train"].X.shape, ds.skeleton.dim_names    # doctest: +SKIP
         ((1258, 64, 39), ('x', 'y', 'visibility'))
     """
-    if visibility not in VISIBILITY:
-        raise ConfigError(f"penn-action: visibility={visibility!r}, expected one of "
-                          f"{VISIBILITY}")
-    if normalise not in NORMALISE:
-        raise ConfigError(f"penn-action: normalise={normalise!r}, expected one of {NORMALISE}")
+    check_choice("penn-action", "visibility", visibility, VISIBILITY)
+    check_choice("penn-action", "normalise", normalise, NORMALISE)
     check_options("penn-action", length, policy, centre=centre, scale=scale, align=align)
     if align:
         raise ConfigError("penn-action: align=True needs 3D joints; Penn Action keypoints are "
                           "2D")
-    if configured_data_dir(data_dir) is None and not (cache_dir() / "penn-action" /
-                                                      "labels").exists():
-        raise DatasetNotFoundError(
-            f"penn-action: download it from {HOME_URL} and point --data-dir or "
-            "HARKIT_DATA_DIR at a folder holding penn-action/labels/")
-    src = locate("penn-action", ["labels"], HOME_URL, data_dir)
+    src = locate_local("penn-action", "labels", HOME_URL, "is not downloaded automatically: "
+                       "download it", data_dir)
     clips = cached_parse("penn-action", CACHE_VERSION, src, parse_folder, _save, _load,
                          use_cache)
-    parts: dict[str, tuple[list[np.ndarray], list[int], list[int]]] = {
-        "train": ([], [], []), "test": ([], [], [])}
+    seqs: list[np.ndarray] = []
     for c in clips:
         absent = ~c.visible & (c.xy < CORNER_PX).all(axis=-1)  # (frames, 13) not annotated
         xy = _normalised(c, normalise)
@@ -283,12 +279,10 @@ def load_penn_action(data_dir: str | os.PathLike[str] | None = None,
         xy = prepare(xy[:, None], "penn13", centre, scale)  # (frames, 1, 13, 2)
         if visibility == "channel":
             xy = np.concatenate([xy, c.visible[:, None, :, None].astype(xy.dtype)], axis=-1)
-        seqs, ys, subjects = parts["train" if c.train else "test"]
         seqs.append(xy)
-        ys.append(c.label)
-        subjects.append(c.clip)
-    splits = {k: (s, np.array(y, np.int64), np.array(g, np.int64))
-              for k, (s, y, g) in parts.items()}
+    splits = split_sequences(seqs, np.array([c.label for c in clips], np.int64),
+                             np.array([c.clip for c in clips], np.int64),
+                             np.array([not c.train for c in clips]))
     info = SkeletonInfo("penn13", bodies=1, dims=3 if visibility == "channel" else 2,
                         dim_names=("x", "y", "visibility") if visibility == "channel" else ())
     desc = (f"Penn Action 2D keypoints: {len(splits['train'][1])} train + "

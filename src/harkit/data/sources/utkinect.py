@@ -51,9 +51,16 @@ import numpy as np
 
 from harkit.data.dataset import WindowedDataset
 from harkit.data.recording import UNLABELED, Recording, RecordingDataset
-from harkit.data.skeleton import SkeletonInfo, check_options, prepare, skeleton_dataset
+from harkit.data.skeleton import (
+    SkeletonInfo,
+    check_choice,
+    check_options,
+    prepare,
+    skeleton_dataset,
+)
 from harkit.data.sources import DATASETS
-from harkit.data.store import cache_dir, configured_data_dir, locate
+from harkit.data.splits import split_sequences
+from harkit.data.store import locate_local
 from harkit.data.textio import parse_numeric_table
 from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
@@ -256,21 +263,15 @@ def load_utkinect(data_dir: str | os.PathLike[str] | None = None, mode: str = "s
         >>> len(ds.splits["train"]) + len(ds.splits["test"])  # doctest: +SKIP
         199
     """
-    if mode not in MODES:
-        raise ConfigError(f"utkinect: mode={mode!r}, expected one of {MODES}")
-    if labels not in LABEL_FILES:
-        raise ConfigError(f"utkinect: labels={labels!r}, expected one of {sorted(LABEL_FILES)}")
+    check_choice("utkinect", "mode", mode, MODES)
+    check_choice("utkinect", "labels", labels, sorted(LABEL_FILES))
     if isinstance(rate, bool) or not (isinstance(rate, (int, float))
                                       and 1.0 <= rate <= FRAME_RATE):
         raise ConfigError(f"utkinect: rate={rate!r}, expected a grid rate in Hz (1..30)")
     check_options("utkinect", length, policy, centre=centre, scale=scale, align=align)
     test = _check_subjects(TEST_SUBJECTS if test_subjects is None else test_subjects)
-    if configured_data_dir(data_dir) is None and not (cache_dir() / "utkinect" /
-                                                      "joints").exists():
-        raise DatasetNotFoundError(
-            f"utkinect is distributed by its authors ({HOME_URL}); point --data-dir or "
-            "HARKIT_DATA_DIR at a folder holding utkinect/joints/")
-    folder = locate("utkinect", ["joints"], HOME_URL, data_dir)
+    folder = locate_local("utkinect", "joints", HOME_URL, "is distributed by its authors",
+                          data_dir)
     label_path = folder / LABEL_FILES[labels]
     if not label_path.is_file():
         raise DatasetNotFoundError(f"utkinect: labels={labels!r} needs {label_path}")
@@ -298,11 +299,11 @@ def load_utkinect(data_dir: str | os.PathLike[str] | None = None, mode: str = "s
             window=max(2, round(WINDOW_S * rate)), hop=max(1, round(HOP_S * rate)),
             test_subjects=test,
             description=f"UTKinect-Action3D continuous skeleton recordings at {rate:g} Hz, "
-                        f"{labels} labels, {where}")
-    parts: dict[str, tuple[list[np.ndarray], list[int], list[int]]] = {
-        "train": ([], [], []), "test": ([], [], [])}
+                        f"{labels} labels, {where}", skeleton=info)
+    seqs: list[np.ndarray] = []
+    ys: list[int] = []
+    subjects: list[int] = []
     for r in recs:
-        seqs, ys, subjects = parts["test" if r.subject in test else "train"]
         for seg in segments[r.session]:
             sel = (r.grid >= seg.first) & (r.grid <= seg.last)
             if sel.sum() < 2:
@@ -312,8 +313,9 @@ def load_utkinect(data_dir: str | os.PathLike[str] | None = None, mode: str = "s
             seqs.append(prepare(r.joints[sel][:, None], "kinect20", centre, scale, align))
             ys.append(seg.label)
             subjects.append(r.subject)
-    splits = {k: (s, np.array(y, np.int64), np.array(g, np.int64))
-              for k, (s, y, g) in parts.items()}
+    subject_ids = np.array(subjects, np.int64)
+    splits = split_sequences(seqs, np.array(ys, np.int64), subject_ids,
+                             np.isin(subject_ids, test))
     n = sum(len(s[1]) for s in splits.values())
     desc = (f"UTKinect-Action3D skeleton segments ({labels} labels): {n} segments "
             f"({len(nan)} with a NaN range skipped), {len(splits['train'][1])} train / "
