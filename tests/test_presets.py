@@ -11,6 +11,7 @@ import torch
 
 from harkit.config import ExperimentConfig, load_config
 from harkit.data import DATASETS
+from harkit.data.skeleton import SkeletonInfo
 from harkit.models import MODELS, create_model
 from harkit.training.trainer import Trainer
 
@@ -22,6 +23,28 @@ SHAPES = {
     "skoda": (30, 11),  # 10 right-arm accelerometers x 3 axes; 10 gestures + NULL
     "hapt": (6, 6),  # acc + gyro; 6 activities (12 with the postural transitions)
 }
+# skeleton datasets: (layout, bodies, dims, classes, default sequence length)
+SKELETONS = {
+    "natops": ("natops8", 1, 3, 6, 51),
+    "msr-action3d": ("msr20", 1, 3, 20, 64),
+    "utkinect": ("kinect20", 1, 3, 10, 64),
+    "penn-action": ("penn13", 1, 3, 15, 64),  # x, y, visibility
+}
+
+
+def _skeleton_shape(cfg: ExperimentConfig) -> tuple[int, int, int, dict[str, object]]:
+    """(channels, classes, window, model params) of a skeleton preset."""
+    layout, bodies, dims, classes, length = SKELETONS[cfg.data.dataset]
+    opts = cfg.data.options
+    if cfg.data.dataset == "penn-action" and opts.get("visibility", "channel") != "channel":
+        dims = 2  # occluded joints interpolated or kept: x, y only
+    if opts.get("subset", "all") != "all":
+        classes = 8  # MSR Action3D AS1-AS3
+    info = SkeletonInfo(layout, bodies, dims, valid_channel=opts.get("policy") == "pad")
+    params: dict[str, object] = dict(cfg.model.params)
+    if MODELS.get(cfg.model.name).tags.get("skeleton"):
+        params["skeleton"] = info.to_dict()
+    return info.n_channels, classes, int(opts.get("length", length)), params
 
 
 def _data_shape(cfg: ExperimentConfig) -> tuple[int, int, int]:
@@ -50,18 +73,23 @@ def test_there_are_presets_for_each_paper_setting() -> None:
 def test_preset_loads_and_builds_its_model(path: Path) -> None:
     cfg = load_config(path)
     assert cfg.name == path.stem
-    assert cfg.data.dataset in SHAPES, f"{path.name}: no known shape for {cfg.data.dataset!r}"
+    known = cfg.data.dataset in SHAPES or cfg.data.dataset in SKELETONS
+    assert known, f"{path.name}: no known shape for {cfg.data.dataset!r}"
     if cfg.data.dataset not in DATASETS:
         pytest.skip(f"dataset {cfg.data.dataset!r} is not registered in this checkout")
     # the source options are ones the dataset's loader accepts
     accepted = inspect.signature(DATASETS.get(cfg.data.dataset).factory).parameters
     assert set(cfg.data.options) <= set(accepted), f"{path.name}: unknown data.options"
-    channels, classes, window = _data_shape(cfg)
-    model = create_model(cfg.model.name, channels, classes, window, **cfg.model.params)
+    if cfg.data.dataset in SKELETONS:
+        channels, classes, window, params = _skeleton_shape(cfg)
+    else:
+        (channels, classes, window), params = _data_shape(cfg), dict(cfg.model.params)
+    model = create_model(cfg.model.name, channels, classes, window, **params)
     x = torch.randn(2, window, channels)  # (batch, time, channels)
     assert model.eval()(x).shape == (2, classes)
     # the Trainer accepts the optimisation settings (optimiser, schedule, batch size)
-    tiny = create_model(cfg.model.name, channels, classes, window, variant="tiny")
+    extra = {"skeleton": params["skeleton"]} if "skeleton" in params else {}
+    tiny = create_model(cfg.model.name, channels, classes, window, variant="tiny", **extra)
     trainer = Trainer(tiny, cfg.train, (torch.randn(8, window, channels),
                                         torch.arange(8) % classes), None)
     assert type(trainer.optimizer).__name__.lower() == cfg.train.optimizer
