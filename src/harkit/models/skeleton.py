@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harkit.data.skeleton import Layout, SkeletonInfo, get_layout, unflatten
+from harkit.data.skeleton import Layout, SkeletonInfo, get_layout, parents, unflatten
 from harkit.models import MODELS
 from harkit.models.base import HarModel, init_recurrent
 
@@ -420,6 +420,7 @@ MODELS.register("two-stream-rnn", description="two-stream RNN (Wang & Wang 2017)
 
 
 PARTITIONS = ("uniform", "distance", "spatial")
+STREAMS = ("joint", "bone", "motion")
 
 
 def hop_distance(layout: Layout) -> np.ndarray:
@@ -551,6 +552,12 @@ class STGCN(SkeletonModel):
         partition: ``uniform``, ``distance`` or ``spatial`` (see :func:`partition_adjacency`).
         kernel: temporal kernel size (9 in the paper).
         dropout: dropout after each temporal convolution.
+        streams: the input features of each joint, ``+``-joined: ``joint`` (coordinates),
+            ``bone`` (joint minus its parent in the layout's bone tree, zero at the root) and
+            ``motion`` (the next valid frame minus this one, zero at the last valid frame),
+            computed inside the model from the normalised coordinates and stacked as extra
+            dims, e.g. ``joint+bone`` (the joint and bone streams of later ST-GCN work, fused
+            early in one network).
     """
 
     registry_name = "stgcn"
@@ -558,11 +565,17 @@ class STGCN(SkeletonModel):
 
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  skeleton: dict[str, Any] | None = None, widths: list[int] | None = None,
-                 partition: str = "spatial", kernel: int = 9, dropout: float = 0.0) -> None:
+                 partition: str = "spatial", kernel: int = 9, dropout: float = 0.0,
+                 streams: str = "joint") -> None:
         widths = list(widths) if widths is not None else [32, 32, 32, 32, 64, 64, 64, 128,
                                                           128, 128]
         super().__init__(n_channels, n_classes, window_len, skeleton, widths=widths,
-                         partition=partition, kernel=kernel, dropout=dropout)
+                         partition=partition, kernel=kernel, dropout=dropout, streams=streams)
+        self.streams = streams.split("+")
+        if not self.streams or any(st not in STREAMS for st in self.streams) or \
+                len(set(self.streams)) != len(self.streams):
+            raise ValueError(f"streams={streams!r}: expected distinct members of {STREAMS} "
+                             "joined by '+'")
         if not widths:
             raise ValueError("widths must name at least one unit")
         _check_positive(kernel=kernel, **{f"widths[{i}]": w for i, w in enumerate(widths)})
@@ -570,8 +583,12 @@ class STGCN(SkeletonModel):
         if partition not in PARTITIONS:
             raise ValueError(f"partition={partition!r}: expected one of {PARTITIONS}")
         layout = self.info.get_layout
-        j, d = self.info.n_joints, self.info.dims
+        j, d = self.info.n_joints, self.info.dims * len(self.streams)
         parts = torch.from_numpy(partition_adjacency(layout, partition))
+        self.register_buffer("parent", torch.tensor(parents(layout)).clamp_min(0),
+                             persistent=False)
+        self.register_buffer("has_parent", torch.tensor(parents(layout)) >= 0,
+                             persistent=False)
         self.data_bn = nn.BatchNorm1d(j * d)
         blocks = []
         self.strides: list[int] = []
@@ -588,6 +605,7 @@ class STGCN(SkeletonModel):
         b, m = x.shape[0], self.info.bodies
         coords, mask = split_input(x, self.info)  # (B, T, M, J, D), (B, T)
         frames, mask = per_body(coords, mask)  # (B*M, T, J, D), (B*M, T)
+        frames = self._streams(frames, mask)  # (N, T, J, D) -> (N, T, J, D * streams)
         n, t, j, d = frames.shape
         h = self.data_bn(frames.reshape(n, t, j * d).transpose(1, 2))  # (N, J*D, T)
         h = h.view(n, j, d, t).permute(0, 2, 3, 1)  # (N, J, D, T) -> (N, D, T, J)
@@ -601,6 +619,25 @@ class STGCN(SkeletonModel):
                 h = h * mask[:, None, :, None]
         h = masked_time_mean(h.mean(3), mask, dim=2)  # (N, C, T', V) -> (N, C, T') -> (N, C)
         return self.head(h.reshape(b, m, -1).mean(1))  # (B*M, C) -> (B, M, C) -> (B, C)
+
+    def _streams(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Joint / bone / motion features stacked on the last axis of ``(N, T, J, D)``."""
+        if self.streams == ["joint"]:
+            return x
+        out = []
+        for st in self.streams:
+            if st == "joint":
+                out.append(x)
+            elif st == "bone":  # (N, T, J, D): joint minus its parent, roots zero
+                out.append((x - x[:, :, self.parent]) * self.has_parent[:, None])
+            else:  # motion: x[t + 1] - x[t] where both frames are valid, else zero
+                mo = torch.zeros_like(x)
+                mo[:, :-1] = x[:, 1:] - x[:, :-1]
+                if mask is not None:
+                    both = mask[:, 1:] * mask[:, :-1]  # (N, T - 1)
+                    mo[:, :-1] = mo[:, :-1] * both[:, :, None, None]
+                out.append(mo)
+        return torch.cat(out, dim=3)
 
 
 MODELS.register("stgcn", description="ST-GCN (Yan et al. 2018): partitioned graph convs with "
