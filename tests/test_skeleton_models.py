@@ -625,16 +625,16 @@ def test_a_skeleton_run_reports_skeleton_plots(skeleton_source: str, tmp_path: P
     assert png.exists()
 
 
-def test_stgcn_bone_and_motion_streams() -> None:
+def test_stgcn_bone_and_motion_inputs() -> None:
     from harkit.data.skeleton import SkeletonInfo, parents
 
     info = SkeletonInfo("natops8", bodies=1, dims=3)
     m = create_model("stgcn", info.n_channels, 3, 10, variant="tiny",
-                     skeleton=info.to_dict(), streams="joint+bone+motion").eval()
+                     skeleton=info.to_dict(), inputs="joint+bone+motion").eval()
     x = torch.randn(2, 10, info.n_channels)
     assert m(x).shape == (2, 3)
     frames = x.view(2, 10, 8, 3)
-    feats = m._streams(frames, None)  # (N, T, J, 9)
+    feats = m._inputs(frames, None)  # (N, T, J, 9)
     par = parents("natops8")
     torch.testing.assert_close(feats[..., :3], frames)
     for j, p in enumerate(par):
@@ -645,7 +645,7 @@ def test_stgcn_bone_and_motion_streams() -> None:
     # with padding, motion stops at the last valid frame
     mask = torch.ones(2, 10)
     mask[:, 7:] = 0
-    fm = m._streams(frames * mask[:, :, None, None], mask)
+    fm = m._inputs(frames * mask[:, :, None, None], mask)
     assert torch.all(fm[:, 6:, :, 6:] == 0)
-    with pytest.raises(ConfigError, match="streams"):
-        create_model("stgcn", info.n_channels, 3, 10, skeleton=info.to_dict(), streams="joint+x")
+    with pytest.raises(ConfigError, match="inputs"):
+        create_model("stgcn", info.n_channels, 3, 10, skeleton=info.to_dict(), inputs="joint+x")

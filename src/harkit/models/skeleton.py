@@ -420,7 +420,7 @@ MODELS.register("two-stream-rnn", description="two-stream RNN (Wang & Wang 2017)
 
 
 PARTITIONS = ("uniform", "distance", "spatial")
-STREAMS = ("joint", "bone", "motion")
+INPUTS = ("joint", "bone", "motion")
 
 
 def hop_distance(layout: Layout) -> np.ndarray:
@@ -552,7 +552,7 @@ class STGCN(SkeletonModel):
         partition: ``uniform``, ``distance`` or ``spatial`` (see :func:`partition_adjacency`).
         kernel: temporal kernel size (9 in the paper).
         dropout: dropout after each temporal convolution.
-        streams: the input features of each joint, ``+``-joined: ``joint`` (coordinates),
+        inputs: the input features of each joint, ``+``-joined: ``joint`` (coordinates),
             ``bone`` (joint minus its parent in the layout's bone tree, zero at the root) and
             ``motion`` (the next valid frame minus this one, zero at the last valid frame),
             computed inside the model from the normalised coordinates and stacked as extra
@@ -562,19 +562,20 @@ class STGCN(SkeletonModel):
 
     registry_name = "stgcn"
     sensor_as_joints = False
+    parent: torch.Tensor
+    has_parent: torch.Tensor
 
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  skeleton: dict[str, Any] | None = None, widths: list[int] | None = None,
                  partition: str = "spatial", kernel: int = 9, dropout: float = 0.0,
-                 streams: str = "joint") -> None:
+                 inputs: str = "joint") -> None:
         widths = list(widths) if widths is not None else [32, 32, 32, 32, 64, 64, 64, 128,
                                                           128, 128]
         super().__init__(n_channels, n_classes, window_len, skeleton, widths=widths,
-                         partition=partition, kernel=kernel, dropout=dropout, streams=streams)
-        self.streams = streams.split("+")
-        if not self.streams or any(st not in STREAMS for st in self.streams) or \
-                len(set(self.streams)) != len(self.streams):
-            raise ValueError(f"streams={streams!r}: expected distinct members of {STREAMS} "
+                         partition=partition, kernel=kernel, dropout=dropout, inputs=inputs)
+        self.inputs = inputs.split("+")
+        if any(st not in INPUTS for st in self.inputs) or len(set(self.inputs)) != len(self.inputs):
+            raise ValueError(f"inputs={inputs!r}: expected distinct members of {INPUTS} "
                              "joined by '+'")
         if not widths:
             raise ValueError("widths must name at least one unit")
@@ -583,7 +584,7 @@ class STGCN(SkeletonModel):
         if partition not in PARTITIONS:
             raise ValueError(f"partition={partition!r}: expected one of {PARTITIONS}")
         layout = self.info.get_layout
-        j, d = self.info.n_joints, self.info.dims * len(self.streams)
+        j, d = self.info.n_joints, self.info.dims * len(self.inputs)
         parts = torch.from_numpy(partition_adjacency(layout, partition))
         self.register_buffer("parent", torch.tensor(parents(layout)).clamp_min(0),
                              persistent=False)
@@ -605,7 +606,7 @@ class STGCN(SkeletonModel):
         b, m = x.shape[0], self.info.bodies
         coords, mask = split_input(x, self.info)  # (B, T, M, J, D), (B, T)
         frames, mask = per_body(coords, mask)  # (B*M, T, J, D), (B*M, T)
-        frames = self._streams(frames, mask)  # (N, T, J, D) -> (N, T, J, D * streams)
+        frames = self._inputs(frames, mask)  # (N, T, J, D) -> (N, T, J, D * len(inputs))
         n, t, j, d = frames.shape
         h = self.data_bn(frames.reshape(n, t, j * d).transpose(1, 2))  # (N, J*D, T)
         h = h.view(n, j, d, t).permute(0, 2, 3, 1)  # (N, J, D, T) -> (N, D, T, J)
@@ -620,12 +621,12 @@ class STGCN(SkeletonModel):
         h = masked_time_mean(h.mean(3), mask, dim=2)  # (N, C, T', V) -> (N, C, T') -> (N, C)
         return self.head(h.reshape(b, m, -1).mean(1))  # (B*M, C) -> (B, M, C) -> (B, C)
 
-    def _streams(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _inputs(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Joint / bone / motion features stacked on the last axis of ``(N, T, J, D)``."""
-        if self.streams == ["joint"]:
+        if self.inputs == ["joint"]:
             return x
         out = []
-        for st in self.streams:
+        for st in self.inputs:
             if st == "joint":
                 out.append(x)
             elif st == "bone":  # (N, T, J, D): joint minus its parent, roots zero
