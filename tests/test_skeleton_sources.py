@@ -306,3 +306,15 @@ def test_natops_as_a_skeleton(real_data_dir: Path) -> None:
         load_dataset("natops", data_dir=real_data_dir, align=True)
     with pytest.raises(DatasetNotFoundError, match="NATOPS_TRAIN"):
         load_dataset("natops", data_dir=real_data_dir / "uci-har")
+
+
+def test_window_options_are_refused_for_utkinect_segments(real_data_dir: Path) -> None:
+    from harkit.api import _load
+    from harkit.config import ExperimentConfig, apply_overrides
+    from harkit.errors import ConfigError
+
+    cfg = apply_overrides(ExperimentConfig(), ["data.dataset=utkinect",
+                                               f"data.data_dir={real_data_dir}",
+                                               "data.window=16"])
+    with pytest.raises(ConfigError, match=r"data\.window.*fixed windows"):
+        _load(cfg)

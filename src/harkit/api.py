@@ -348,6 +348,10 @@ def _load(cfg: ExperimentConfig) -> WindowedDataset:
         windowed = ds.to_windows(window, hop, d.label_policy, d.min_labeled, d.min_purity,
                                  d.test_subjects)
     else:
+        if fixed:  # a source that is continuous only in some modes (utkinect segments)
+            raise ConfigError(f"data.{fixed[0]}: {d.dataset!r} with options {d.options} comes "
+                              "as fixed windows; window, hop, overlap and sampling_rate apply "
+                              "to its continuous form only")
         windowed = ds if d.test_subjects is None else ds.resplit(d.test_subjects)
     if d.channels:
         windowed = windowed.select_channels(d.channels)
