@@ -339,7 +339,7 @@ class HydraBlock(nn.Module):
 
 def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence[float],
               center: torch.Tensor | None = None, scale: torch.Tensor | None = None,
-              float32_from: int | None = 2048, calibrate: bool = False,
+              float32_from: int | None = None, calibrate: bool = False,
               ) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
     """Ridge classifier with the regularisation chosen by leave-one-out cross-validation.
 
@@ -357,13 +357,11 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
         center, scale: per-feature standardisation ``(p,)`` applied before the fit (the
             returned weights act on the unstandardised features).
         float32_from: eigendecompose in float32 (LAPACK divide and conquer, about twice as
-            fast as float64) when the decomposed matrix has at least this many rows; None:
-            always float64. Everything else stays float64. scikit-learn's RidgeClassifierCV
-            (used by aeon) does its eigendecomposition in float32 too when given float32
-            features, as ROCKET features are. The eigenvalue errors (about 1e-7 of the
-            largest) can only matter for the grid's smallest alphas; on UCI HAR MiniRocket
-            picks the same alpha (215) with the same test predictions in both precisions, and
-            MultiRocket-Hydra on all 21 subjects picks 0.001 in both.
+            fast as float64) when the decomposed matrix has at least this many rows; None
+            (default): always float64, as scikit-learn's RidgeClassifierCV does (it converts
+            float32 features to float64 because float32 "can be numerically unstable for this
+            estimator"): the eigenvalue errors (about 1e-7 of the largest) make the
+            leave-one-out scores of the smallest alphas unreliable.
         calibrate: scale the returned weights, bias and logits by one temperature fitted to
             the leave-one-out predictions (the cross-entropy of each training window's
             prediction by the model fitted without it), so that a softmax of the ridge
