@@ -140,6 +140,14 @@ def main() -> None:
            "units": dict(ds.units), "window_len": ds.window_len, "hop": ds.hop,
            "sampling_rate": ds.sampling_rate}
     results: list[dict[str, Any]] = []
+
+    def save(rs: list[dict[str, Any]]) -> None:  # after every result: a crash keeps the rest
+        payload = {"started": started, "machine": machine(f"{THREADS} threads per implementation"),
+                   "results": rs,
+                   "data": f"UCI HAR official split: train {train.X.shape}, test {test.X.shape}"}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(payload, indent=1))
+
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "uci.npz"
         # aeon's layout (N, channels, time); the raw windows, as a user would pass them
@@ -152,16 +160,14 @@ def main() -> None:
                     print(f"harkit {name} (round {r + 1}) ...", flush=True)
                     results.append({**run_harkit(name, train, test, pre), "round": r + 1})
                     print(json.dumps(results[-1]), flush=True)
+                    save(results)
                 if not args.skip_aeon:
                     if not args.aeon_python:
                         raise SystemExit("--aeon-python is required (or --skip-aeon)")
                     results += [{**a, "round": r + 1}
                                 for a in run_aeon(args.aeon_python, npz, [PAIRS[name]], tmp)]
-    payload = {"started": started, "machine": machine(f"{THREADS} threads per implementation"),
-               "results": results,
-               "data": f"UCI HAR official split: train {train.X.shape}, test {test.X.shape}"}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(payload, indent=1))
+                    save(results)
+    save(results)
     print("\n| implementation | model | test accuracy | macro F1 | fit (median) | fits | "
           "predict, 2947 windows (median) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
