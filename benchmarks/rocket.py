@@ -7,7 +7,9 @@ Trains and tests on the official split (7352 / 2947 windows of 128 x 9), 2 CPU t
   `harkit train` does, then predicted through `harkit.Predictor` (traced fast path).
 - aeon: MiniRocketClassifier / MultiRocketHydraClassifier (random_state=0, n_jobs=2) on the
   same raw arrays, run by a separate interpreter (`--aeon-python`, a venv with aeon) in a
-  subprocess, so aeon never enters harkit's environment.
+  subprocess, so aeon never enters harkit's environment. That venv needs torch for aeon's
+  Hydra: `python3.11 -m venv /work/aeon-venv && /work/aeon-venv/bin/pip install aeon
+  torch==2.13.0`.
 
     .venv/bin/python benchmarks/rocket.py --data-dir ../shared/data \\
         --aeon-python /work/aeon-venv/bin/python
