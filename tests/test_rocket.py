@@ -314,13 +314,16 @@ def test_bad_rocket_parameters_are_config_errors() -> None:
     assert N_KERNELS == 84
 
 
-def test_float32_eigendecomposition_picks_the_same_alpha_and_classes() -> None:
+def test_float32_eigendecomposition_agrees_for_moderate_alphas() -> None:
+    """The opt-in float32 path agrees with float64 where its eigenvalue errors are small next
+    to alpha; with alphas down to 1e-3 it did not (it chose 0.001 where float64 chose 215 on
+    this problem with 2 threads), which is why float64 is the default."""
     rng = np.random.default_rng(3)
     n, p, k = 300, 500, 4
     y = np.arange(n) % k
     Z = rng.standard_normal((n, p)) + 0.5 * np.eye(k)[y] @ rng.standard_normal((k, p))
-    alphas = np.logspace(-3, 3, 10).tolist()
-    W64, b64, a64, _ = ridge_loo(torch.tensor(Z), torch.tensor(y), k, alphas, float32_from=None)
+    alphas = np.logspace(0, 3, 7).tolist()
+    W64, b64, a64, _ = ridge_loo(torch.tensor(Z), torch.tensor(y), k, alphas)
     W32, b32, a32, _ = ridge_loo(torch.tensor(Z), torch.tensor(y), k, alphas, float32_from=1)
     assert a32 == a64
     d64 = torch.tensor(Z) @ W64.double().T + b64.double()
