@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from harkit.data.windowing import to_length
 from harkit.errors import ConfigError
 
 DIM_NAMES = {2: ("x", "y"), 3: ("x", "y", "z")}
@@ -369,8 +370,6 @@ def sequences_to_windows(seqs: list[np.ndarray], length: int, policy: str = "res
         >>> w.shape, w[1, :, -1].tolist()
         ((2, 4, 7), [1.0, 1.0, 0.0, 0.0])
     """
-    from harkit.data.windowing import to_length
-
     if policy not in LENGTH_POLICIES:
         raise ConfigError(f"skeleton length policy {policy!r}: expected one of "
                           f"{LENGTH_POLICIES}")

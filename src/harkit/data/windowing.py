@@ -80,6 +80,19 @@ def to_samples(value: int | str, rate: float, field: str = "data.window") -> int
     return n
 
 
+def interp_columns(x_new: np.ndarray, x_old: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each column of ``values`` ``(len(x_old), C)`` linearly interpolated at ``x_new`` (held
+    constant beyond the ends, as :func:`numpy.interp`): ``(len(x_new), C)`` float64.
+
+    Example:
+        >>> interp_columns(np.array([0.5, 2.0]), np.array([0.0, 1.0]),
+        ...                np.array([[0.0, 10.0], [2.0, 20.0]])).tolist()
+        [[1.0, 15.0], [2.0, 20.0]]
+    """
+    cols = [np.interp(x_new, x_old, values[:, c]) for c in range(values.shape[1])]
+    return np.stack(cols, axis=1) if cols else np.empty((len(x_new), 0))
+
+
 def to_length(x: np.ndarray, length: int, policy: str) -> tuple[np.ndarray, np.ndarray]:
     """``(time, dims)`` to ``length`` samples and the 0/1 validity of each output sample.
 
@@ -103,5 +116,4 @@ def to_length(x: np.ndarray, length: int, policy: str) -> tuple[np.ndarray, np.n
     if n == 1:
         return np.repeat(x, length, axis=0), np.ones(length, np.float32)
     pos = np.linspace(0.0, n - 1, length)
-    cols = [np.interp(pos, np.arange(n), x[:, c]) for c in range(x.shape[1])]
-    return np.stack(cols, axis=1).astype(x.dtype), np.ones(length, np.float32)
+    return interp_columns(pos, np.arange(n), x).astype(x.dtype), np.ones(length, np.float32)

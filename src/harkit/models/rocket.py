@@ -209,7 +209,6 @@ class RocketBlock(nn.Module):
             # the unpadded half of the kernels: borders below every bias, so never positive
             c = torch.where(getattr(self, f"border{j}"), float("-inf"), raw)
             b = self.biases[start : start + N_KERNELS * nf].view(N_KERNELS, nf)
-            upper = getattr(self, f"upper{j}")
             start += N_KERNELS * nf
             if self.pooling == "ppv":
                 # (B, 84, L) > (84, 1) per bias, counted over time -> (B, 84, nf)
@@ -223,6 +222,7 @@ class RocketBlock(nn.Module):
             for i in range(nf):
                 vs += c > b[:, i, None]
             v = vs.long()
+            upper = getattr(self, f"upper{j}")
             zeros = c.new_zeros(c.shape[0], N_KERNELS, nf + 1)
             ones = c.new_ones(()).expand(v.shape)
             count = _above(zeros.scatter_add(2, v, ones), upper)  # (B, 84, nf): values > bias

@@ -534,8 +534,7 @@ class STGCN(SkeletonModel):
     importance, temporal kernel 9, residuals; stride 2 wherever the width grows, as in the
     paper), global average pooling over the valid frames and the joints, then the mean over
     bodies and a linear classifier. The paper's widths are 64 x 4, 128 x 3, 256 x 3; the
-    default here halves them (32 x 4, 64 x 3, 128 x 3: about a quarter of the parameters and
-    of the CPU time).
+    default here halves them (32 x 4, 64 x 3, 128 x 3: about a quarter of the parameters).
 
     Padded frames (valid channel) are zeroed at the input and after every unit, so the
     temporal convolutions see them as zero padding and the pooling skips them.

@@ -64,6 +64,7 @@ from harkit.data.recording import Recording, RecordingDataset
 from harkit.data.sources import DATASETS
 from harkit.data.store import cache_dir, cached_parse, configured_data_dir, locate
 from harkit.data.textio import parse_numeric_table
+from harkit.data.windowing import interp_columns, to_length
 from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,7 @@ def align_streams(streams: list[tuple[np.ndarray, np.ndarray]], rate: float
         raise ValueError(f"the sensors share {max(end - start, 0.0):.3f} s, less than two "
                          f"samples at {rate:g} Hz")
     grid = np.arange(n) / rate  # seconds after start: small numbers keep float64 exact
-    cols = [np.interp(grid, t - start, v[:, c]) for t, v in streams for c in range(v.shape[1])]
-    return np.stack(cols, axis=1), start
+    return np.concatenate([interp_columns(grid, t - start, v) for t, v in streams], axis=1), start
 
 
 def _trial_files(arc: Archive) -> dict[tuple[int, int, int], dict[str, str]]:
@@ -327,9 +327,6 @@ def load_berkeley_mhad(data_dir: str | os.PathLike[str] | None = None, rate: flo
 def _stretch(rec: Recording, length: int) -> Recording:
     """The trial linearly interpolated to ``length`` samples over its whole duration."""
     n = len(rec)
-    src = np.arange(n, dtype=np.float64)
-    dst = np.linspace(0.0, n - 1, length)
-    sig = np.stack([np.interp(dst, src, rec.signal[:, c]) for c in range(rec.signal.shape[1])],
-                   axis=1).astype(np.float32)
+    sig = to_length(rec.signal.astype(np.float32), length, "resample")[0]
     return Recording(sig, np.full(length, rec.labels[0], dtype=np.int64), rec.subject,
                      rec.session, {**rec.meta, "duration_samples": n})

@@ -52,6 +52,7 @@ from harkit.data.gaps import fill_gaps
 from harkit.data.recording import UNLABELED, Recording, RecordingDataset
 from harkit.data.sources import DATASETS
 from harkit.data.splits import default_test_subjects, subject_numbers
+from harkit.data.windowing import interp_columns
 from harkit.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def _regrid(t: np.ndarray, x: np.ndarray, lab: np.ndarray, rate: float
             ) -> tuple[np.ndarray, np.ndarray]:
     """Signal and labels on a uniform grid at ``rate`` over ``t``'s span (linear / nearest)."""
     grid = t[0] + np.arange(int(np.floor((t[-1] - t[0]) * rate + 1e-9)) + 1) / rate
-    sig = np.stack([np.interp(grid, t, x[:, c]) for c in range(x.shape[1])], axis=1)
+    sig = interp_columns(grid, t, x)
     nearest = np.clip(np.searchsorted(t, grid), 1, len(t) - 1)
     left_closer = (grid - t[nearest - 1]) <= (t[nearest] - grid)
     nearest = np.where(left_closer, nearest - 1, nearest)

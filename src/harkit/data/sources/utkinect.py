@@ -62,6 +62,7 @@ from harkit.data.sources import DATASETS
 from harkit.data.splits import split_sequences
 from harkit.data.store import locate_local
 from harkit.data.textio import parse_numeric_table
+from harkit.data.windowing import interp_columns
 from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -185,8 +186,7 @@ def to_grid(ids: np.ndarray, joints: np.ndarray, step: float) -> tuple[np.ndarra
     n = int(np.floor((ids[-1] - ids[0]) / step + 1e-9)) + 1
     grid = ids[0] + step * np.arange(n)
     flat = joints.reshape(len(ids), -1)
-    cols = [np.interp(grid, ids, flat[:, c]) for c in range(flat.shape[1])]
-    return grid, np.stack(cols, axis=1).reshape(n, *joints.shape[1:]).astype(np.float32)
+    return grid, interp_columns(grid, ids, flat).reshape(n, *joints.shape[1:]).astype(np.float32)
 
 
 @dataclass
