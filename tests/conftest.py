@@ -13,6 +13,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# MLflow tracking is off in tests (fixtures of every scope included) unless a test switches it
+# on with its own store; no test may write ./mlflow.db.
+os.environ["HARKIT_TRACKING"] = "0"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
 UCI_CHANNELS = [f"{s}_{a}" for s in ("body_acc", "body_gyro", "total_acc") for a in "xyz"]
 UCI_CLASSES = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING",
                "LAYING"]
@@ -21,10 +26,13 @@ UCI_CLASSES = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
                    request: pytest.FixtureRequest) -> None:
-    """Every test gets a session-wide private cache; HARKIT_DATA_DIR is unset unless asked for."""
+    """Every test gets a session-wide private cache; HARKIT_DATA_DIR is unset unless asked for;
+    MLflow tracking is off unless a test switches it on (with its own store under tmp_path)."""
     cache = tmp_path_factory.getbasetemp() / "harkit-cache"
     monkeypatch.setenv("HARKIT_CACHE_DIR", str(cache))
     monkeypatch.delenv("HARKIT_DATA_DIR", raising=False)
+    monkeypatch.setenv("HARKIT_TRACKING", "0")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @pytest.fixture(scope="session")

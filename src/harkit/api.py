@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from harkit.errors import CheckpointError, ConfigError
 from harkit.evaluation.metrics import EvalReport, evaluate_predictions
 from harkit.models import MODELS, HarModel, create_model
 from harkit.runs import RunDir
+from harkit.tracking import Tracker
 from harkit.training.checkpoint import load_checkpoint, save_checkpoint
 from harkit.training.trainer import EpochResult, Trainer, seed_everything
 
@@ -123,6 +125,10 @@ def _augmenter(cfg: ExperimentConfig, data: PreparedData) -> Augmenter | None:
     return aug if aug.active else None
 
 
+class Pruned(Exception):
+    """Raised by an epoch callback to abandon a run (an unpromising tuning trial)."""
+
+
 @dataclass
 class RunResult:
     """What :func:`train` returns."""
@@ -155,7 +161,8 @@ def _as_config(config: ExperimentConfig | dict[str, Any] | str | Path | None,
 def _resumed_config(run: RunDir, overrides: list[str] | None) -> ExperimentConfig:
     cfg = run.config()
     if overrides:
-        allowed = ("train.epochs", "train.early_stopping", "train.num_threads")
+        allowed = ("train.epochs", "train.early_stopping", "train.num_threads",
+                   "tracking.enabled")
         if any(o.split("=", 1)[0].strip() not in allowed for o in overrides):
             raise ConfigError("--resume continues a run with its stored config; only "
                               f"{', '.join(allowed)} may be changed")
@@ -178,7 +185,10 @@ def _load_resume_checkpoint(primary: Path, fallback: Path | None) -> dict[str, A
 
 def _fit_phase(run: RunDir, cfg: ExperimentConfig, data: PreparedData, *, last: Path,
                best: Path | None, history_name: str, resume_ckpt: dict[str, Any] | None,
-               stop_after: int | None, progress: bool, with_val: bool) -> Trainer:
+               stop_after: int | None, progress: bool, with_val: bool,
+               tracker: Tracker | None = None,
+               callbacks: list[Callable[[Trainer, EpochResult], None]] | None = None
+               ) -> Trainer:
     """Build model and Trainer, restore ``resume_ckpt``, train, checkpoint every epoch."""
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model = build_model(cfg, data)
@@ -192,10 +202,12 @@ def _fit_phase(run: RunDir, cfg: ExperimentConfig, data: PreparedData, *, last: 
             save_checkpoint(best, payload)
         save_checkpoint(last, payload)
         run.write_history(trainer.history, history_name)
+        if tracker is not None:
+            tracker.log_epoch(result, "selection" if with_val else "refit")
 
     trainer = Trainer(model, cfg.train, _tensors(data.train),
                       _tensors(data.val) if with_val else None,
-                      augment=_augmenter(cfg, data), callbacks=[checkpoint])
+                      augment=_augmenter(cfg, data), callbacks=[checkpoint, *(callbacks or [])])
     if resume_ckpt is not None:
         trainer.load_state_dict(resume_ckpt["trainer"])
     run.update_info(n_parameters=sum(p.numel() for p in model.parameters()))
@@ -206,7 +218,9 @@ def _fit_phase(run: RunDir, cfg: ExperimentConfig, data: PreparedData, *, last: 
 def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, *,
           overrides: list[str] | None = None, resume: str | Path | None = None,
           stop_after: int | None = None, progress: bool = True,
-          command: list[str] | None = None) -> RunResult:
+          command: list[str] | None = None,
+          callbacks: list[Callable[[Trainer, EpochResult], None]] | None = None,
+          evaluate_test: bool = True) -> RunResult:
     """Train and evaluate a model; every artifact goes into a new (or resumed) run directory.
 
     Two phases: (1) train on the training subjects minus the validation subjects, selecting
@@ -221,6 +235,14 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
         resume: a run directory to continue from its last checkpoint (config is taken from it).
         stop_after: train at most this many epochs in this call (resume later).
         progress: show a Rich progress bar.
+        command: the command line to record in the run directory (default: ``sys.argv``).
+        callbacks: extra ``cb(trainer, result)`` calls after every epoch of the selection phase
+            (a callback may raise :class:`Pruned` to abandon the run, as ``harkit tune`` does).
+        evaluate_test: evaluate the final model on the test split (``harkit tune``'s trials
+            train without ever looking at it).
+
+    With tracking on (``tracking.enabled``, the default, and MLflow installed) the run is
+    mirrored into MLflow as it trains: see :mod:`harkit.tracking`.
 
     Returns:
         RunResult with the run directory, test and validation reports and the history.
@@ -229,9 +251,62 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
         >>> r = train(overrides=["model.name=gru", "train.epochs=5"])   # doctest: +SKIP
         >>> r.test.accuracy                                             # doctest: +SKIP
     """
+    tracking = _Tracking()
+    try:
+        result = _train(config, overrides, resume, stop_after, progress, command, tracking,
+                        callbacks or [], evaluate_test)
+    except Pruned:
+        tracking.tracker.set_tags({"harkit.status": "pruned"})
+        tracking.tracker.finish("KILLED")
+        raise
+    except BaseException as e:
+        tracking.tracker.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
+    return result
+
+
+class _Tracking:
+    """The run's tracker, once its run directory exists (a holder, so a failure can close it)."""
+
+    def __init__(self) -> None:
+        self.tracker = Tracker()
+
+    def start(self, run: RunDir, cfg: ExperimentConfig) -> Tracker:
+        from harkit.config import flatten
+        from harkit.tracking import start_run
+
+        info = run.info()
+        if info.get("status") == "finished":  # re-evaluating a finished run logs nothing new
+            return self.tracker
+        test = (f"test subjects {cfg.data.test_subjects}" if cfg.data.test_subjects is not None
+                else "the dataset's test split")
+        val = (f"validation subjects {cfg.data.val_subjects}" if cfg.data.val_subjects
+               else "the dataset's validation split")
+        self.tracker = start_run(cfg, run.path.name, run_id=info.get("mlflow_run_id"), tags={
+            "harkit.dataset": cfg.data.dataset, "harkit.model": cfg.model.name,
+            "harkit.split": f"{test}; {val}", "harkit.run_dir": str(run.path.resolve()),
+            "harkit.status": "running"})
+        if self.tracker.run_id is not None:
+            run.update_info(mlflow_run_id=self.tracker.run_id,
+                            mlflow_tracking_uri=self.tracker.uri)
+            self.tracker.log_params(flatten(cfg.to_dict()))
+        return self.tracker
+
+    def stopped(self, run: RunDir) -> None:
+        self.tracker.set_tags({"harkit.status": "stopped"})
+        self.tracker.log_run_dir(run.path)
+        self.tracker.finish("KILLED")
+
+
+def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
+           overrides: list[str] | None, resume: str | Path | None, stop_after: int | None,
+           progress: bool, command: list[str] | None, tracking: _Tracking,
+           callbacks: list[Callable[[Trainer, EpochResult], None]], evaluate_test: bool
+           ) -> RunResult:
     if resume is not None:
         run = RunDir.open(resume)
         cfg = _resumed_config(run, overrides)
+        tracking.start(run, cfg)
     else:
         cfg = _as_config(config, overrides)
     if cfg.train.num_threads:
@@ -253,12 +328,14 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
             cfg = replace(cfg, data=replace(cfg.data, val_subjects=data.val_subjects,
                                             data_dir=data_dir))
             run = RunDir.create(cfg, command)
+            tracking.start(run, cfg)
         run.update_info(status="running", dataset=cfg.data.dataset, model=cfg.model.name)
         t0 = time.perf_counter()
         epochs_before = 0 if ckpt is None else int(ckpt["trainer"]["epoch"])
         trainer = _fit_phase(run, cfg, data, last=run.last, best=run.best,
                              history_name="history.csv", resume_ckpt=ckpt, stop_after=budget,
-                             progress=progress, with_val=True)
+                             progress=progress, with_val=True, tracker=tracking.tracker,
+                             callbacks=callbacks)
         seconds += time.perf_counter() - t0
         if budget is not None:
             budget -= trainer.epoch - epochs_before
@@ -268,9 +345,10 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
         if not trainer.done:
             run.update_info(status="stopped")
             _plot_learning_curves(run, cfg, trainer.history)
-            return RunResult(run.path, None, evaluate_run(run.path, "val", which=cfg.train.select,
-                                                          dataset=data.dataset),
-                             trainer.history, trainer.best_epoch, trainer.epoch, seconds, False)
+            partial = evaluate_run(run.path, "val", which=cfg.train.select, dataset=data.dataset)
+            tracking.stopped(run)
+            return RunResult(run.path, None, partial, trainer.history, trainer.best_epoch,
+                             trainer.epoch, seconds, False)
         info = run.info()
         dataset: WindowedDataset | None = data.dataset
     else:
@@ -280,6 +358,10 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
     _plot_learning_curves(run, cfg, history)
     best_epoch = int(info["best_epoch"])
     selected = best_epoch if cfg.train.select == "best" else int(info["epochs"])
+    # at the last epoch's step, so MLflow's latest val_* values are the selected checkpoint's
+    tracking.tracker.log_report(val_report, "val", step=int(info["epochs"]))
+    tracking.tracker.log_metrics({"epochs": int(info["epochs"]), "best_epoch": best_epoch,
+                                  "selected_epoch": selected})
 
     # Phase 2: refit on all training subjects for the selected number of epochs.
     if cfg.train.refit:
@@ -292,23 +374,50 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
         done_before = 0 if ckpt is None else int(ckpt["trainer"]["epoch"])
         if budget is not None and budget <= 0 and done_before < selected:
             run.update_info(status="stopped")
+            tracking.stopped(run)
             return RunResult(run.path, None, val_report, history, best_epoch, selected, seconds,
                              False)
         t0 = time.perf_counter()
         trainer = _fit_phase(run, refit_cfg, data, last=run.refit_last, best=None,
                              history_name="refit_history.csv", resume_ckpt=ckpt,
-                             stop_after=budget, progress=progress, with_val=False)
+                             stop_after=budget, progress=progress, with_val=False,
+                             tracker=tracking.tracker)
         seconds += time.perf_counter() - t0
         run.update_info(train_seconds=seconds, refit_epochs=trainer.epoch,
                         refit_subjects=data.train.subject_ids())
         if not trainer.done:
             run.update_info(status="stopped")
+            tracking.stopped(run)
             return RunResult(run.path, None, val_report, history, best_epoch, selected, seconds,
                              False)
     run.update_info(status="finished")
+    if not evaluate_test:
+        tracking.tracker.set_tags({"harkit.status": "finished"})
+        tracking.tracker.log_run_dir(run.path)
+        tracking.tracker.finish("FINISHED")
+        return RunResult(run.path, None, val_report, history, best_epoch, selected, seconds,
+                         True)
+    if dataset is None:
+        dataset = _load(cfg)
     test_report = evaluate_run(run.path, "test", dataset=dataset)
+    _finish_tracking(tracking.tracker, run, cfg, test_report, seconds, dataset)
     return RunResult(run.path, test_report, val_report, history, best_epoch, selected, seconds,
                      True)
+
+
+def _finish_tracking(tracker: Tracker, run: RunDir, cfg: ExperimentConfig, test: EvalReport,
+                     seconds: float, dataset: WindowedDataset) -> None:
+    """Final scores, the run's files and the final model (with two raw test windows as the
+    input example) into the tracker; then close its run."""
+    if tracker.run_id is None:
+        return
+    tracker.log_report(test, "test")
+    tracker.log_metrics({"train_seconds": seconds})
+    tracker.set_tags({"harkit.status": "finished"})
+    tracker.log_run_dir(run.path)
+    if cfg.tracking.log_model:
+        tracker.log_model(run.model_checkpoint(cfg), dataset.splits["test"].X[:2])
+    tracker.finish("FINISHED")
 
 
 def _plot_learning_curves(run: RunDir, cfg: ExperimentConfig,

@@ -113,12 +113,25 @@ class TrainConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Experiment tracking with MLflow (``pip install "harkit[mlflow]"``); on by default."""
+
+    enabled: bool = True  # also switched off by the environment variable HARKIT_TRACKING=0
+    # None: $MLFLOW_TRACKING_URI, else MLflow's own default (a local SQLite store, mlflow.db in
+    # the working directory, which `mlflow ui` started there shows); or a server's http(s) URL
+    uri: str | None = None
+    experiment: str = "harkit"
+    log_model: bool = True  # log the final model as an MLflow pyfunc model (raw windows in)
+
+
+@dataclass
 class ExperimentConfig:
     """Everything needed to reproduce one run."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     run_root: str = "runs"
     name: str | None = None
 

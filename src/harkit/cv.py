@@ -36,6 +36,7 @@ from harkit.config import ExperimentConfig
 from harkit.errors import ConfigError
 from harkit.evaluation.metrics import EvalReport, evaluate_predictions
 from harkit.io import atomic_write_text
+from harkit.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +95,15 @@ class CVResult:
 SCORES = ("accuracy", "macro_f1", "weighted_f1", "macro_f1_without_null", "accuracy_without_null")
 
 
-def _create_cv_dir(root: Path, name: str, meta: dict[str, Any]) -> Path:
-    """Make the cv folder atomically (temporary name, then rename)."""
+def _create_cv_dir(root: Path, name: str, meta: dict[str, Any], meta_file: str = "cv.json"
+                   ) -> Path:
+    """Make the cv (or tune) folder atomically (temporary name, then rename), holding
+    ``meta_file`` and ``plots/``; a taken name gets a ``-1``, ``-2``, ... suffix."""
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "plots").mkdir(parents=True)
-    atomic_write_text(tmp / "cv.json", json.dumps(meta, indent=2))
+    atomic_write_text(tmp / meta_file, json.dumps(meta, indent=2))
     for i in range(1000):
         target = root / (name if i == 0 else f"{name}-{i}")
         try:
@@ -136,9 +139,7 @@ def cross_validate(config: ExperimentConfig | dict[str, Any] | str | Path | None
         >>> r.summary["macro_f1"]["mean"]                                         # doctest: +SKIP
     """
     from harkit.api import _as_config
-    from harkit.api import train as train_run
     from harkit.config import from_dict
-    from harkit.runs import RunDir
 
     if resume is not None:
         cv_dir = Path(resume)
@@ -164,6 +165,47 @@ def cross_validate(config: ExperimentConfig | dict[str, Any] | str | Path | None
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         cv_dir = _create_cv_dir(Path(cfg.run_root), name, meta)
 
+    tracker = _start_tracking(cv_dir, cfg, meta, protocol)
+    try:
+        result = _run_folds(cv_dir, cfg, meta, protocol, fold_subjects, progress, command,
+                            tracker)
+    except BaseException as e:
+        tracker.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
+    tracker.log_metrics({f"{k}_{stat}": v for k in SCORES if k in result.summary
+                         for stat, v in result.summary[k].items()})
+    tracker.log_report(result.pooled, "pooled")
+    tracker.set_tags({"harkit.status": "finished"})
+    tracker.log_run_dir(cv_dir, exclude=tuple(p.name for p in cv_dir.glob("fold*")))
+    tracker.finish("FINISHED")
+    return result
+
+
+def _start_tracking(cv_dir: Path, cfg: ExperimentConfig, meta: dict[str, Any],
+                    protocol: str) -> Tracker:
+    """The cross-validation's own MLflow run; the folds' runs nest under it."""
+    from harkit.config import flatten
+    from harkit.tracking import start_run
+
+    tracker = start_run(cfg, cv_dir.name, run_id=meta.get("mlflow_run_id"), tags={
+        "harkit.dataset": cfg.data.dataset, "harkit.model": cfg.model.name,
+        "harkit.kind": "cv", "harkit.split": f"{protocol} over {len(meta['folds'])} folds",
+        "harkit.run_dir": str(cv_dir.resolve()), "harkit.status": "running"})
+    if tracker.run_id is not None and "mlflow_run_id" not in meta:
+        meta["mlflow_run_id"] = tracker.run_id
+        atomic_write_text(cv_dir / "cv.json", json.dumps(meta, indent=2))
+        tracker.log_params({**flatten(cfg.to_dict()), "cv.protocol": protocol,
+                            "cv.folds": len(meta["folds"])})
+    return tracker
+
+
+def _run_folds(cv_dir: Path, cfg: ExperimentConfig, meta: dict[str, Any], protocol: str,
+               fold_subjects: list[list[int] | None], progress: bool,
+               command: list[str] | None, tracker: Tracker) -> CVResult:
+    from harkit.api import train as train_run
+    from harkit.runs import RunDir
+    from harkit.tracking import parent_run
+
     rows: list[dict[str, Any]] = []
     subject_rows: list[dict[str, Any]] = []
     y_true: list[np.ndarray] = []
@@ -176,12 +218,13 @@ def cross_validate(config: ExperimentConfig | dict[str, Any] | str | Path | None
         log.info("%s (%d/%d): test on %s", fold_name, i + 1, len(fold_subjects), label)
         status = RunDir(fold_dir).info().get("status") if fold_dir.exists() else None
         if status != "finished":
-            if fold_dir.exists():
-                train_run(resume=fold_dir, progress=progress)
-            else:
-                fold_cfg = replace(cfg, run_root=str(cv_dir), name=fold_name,
-                                   data=replace(cfg.data, test_subjects=test))
-                train_run(fold_cfg, progress=progress, command=command)
+            with parent_run(tracker):
+                if fold_dir.exists():
+                    train_run(resume=fold_dir, progress=progress)
+                else:
+                    fold_cfg = replace(cfg, run_root=str(cv_dir), name=fold_name,
+                                       data=replace(cfg.data, test_subjects=test))
+                    train_run(fold_cfg, progress=progress, command=command)
         classes = EvalReport.load(fold_dir / "metrics.json").classes
         truth, pred, subj = _fold_predictions(fold_dir)
         # scored from the saved predictions, so a resumed cv re-scores with current code
@@ -193,6 +236,8 @@ def cross_validate(config: ExperimentConfig | dict[str, Any] | str | Path | None
                                "n_windows": report.n_windows}
         row.update({k: getattr(report, k) for k in SCORES if getattr(report, k) is not None})
         rows.append(row)
+        tracker.log_metrics({f"fold_{k}": getattr(report, k) for k in SCORES
+                             if getattr(report, k) is not None}, step=i + 1)
         for sid, m in report.per_subject.items():
             subject_rows.append({"subject": int(sid), "fold": fold_name, **m})
         _write_tables(cv_dir, rows, subject_rows)

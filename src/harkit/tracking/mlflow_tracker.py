@@ -1,0 +1,219 @@
+"""The MLflow tracker: one MLflow run per harkit run, written through ``MlflowClient``.
+
+The client API is used instead of MLflow's global "active run", so a tracker never depends on
+(or disturbs) whatever run the calling program has open, and runs nest by the
+``mlflow.parentRunId`` tag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import subprocess
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harkit.config import TrackingConfig
+from harkit.errors import HarkitError
+from harkit.tracking import Tracker, metric_key, resolve_uri
+
+if TYPE_CHECKING:
+    from harkit.evaluation.metrics import EvalReport
+    from harkit.training.trainer import EpochResult
+
+log = logging.getLogger(__name__)
+
+MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
+
+
+def git_commit(where: Path) -> str | None:
+    """The commit checked out at ``where`` (None outside a git work tree or without git)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) == 40 else None
+
+
+@contextlib.contextmanager
+def _global_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to ``uri`` for the block (its model logging has
+    no client argument), then put back as it was (unset stays unset)."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    previous = getattr(utils, "_tracking_uri", None)
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]
+
+
+def _guarded(method: Callable[..., None]) -> Callable[..., None]:
+    """A tracking call that fails (the server went away, the disk filled up) warns once and
+    switches the tracker off: a long training run is never lost to its tracker."""
+
+    @functools.wraps(method)
+    def call(self: MlflowTracker, *args: Any, **kwargs: Any) -> None:
+        if self.broken:
+            return
+        try:
+            method(self, *args, **kwargs)
+        except Exception as e:  # MlflowException, OSError, requests' errors, ...
+            self.broken = True
+            log.warning("MLflow tracking failed (%s: %s) in %s; the run continues untracked "
+                        "(its run directory has everything)", type(e).__name__, e,
+                        method.__name__)
+
+    return call
+
+
+class MlflowTracker(Tracker):
+    """Mirrors a harkit run into one MLflow run."""
+
+    def __init__(self, client: Any, run_id: str, uri: str, cfg: TrackingConfig) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.uri = uri
+        self.cfg = cfg
+        self.broken = False
+
+    @classmethod
+    def start(cls, cfg: TrackingConfig, name: str, *, run_id: str | None = None,
+              parent_id: str | None = None, tags: dict[str, Any]) -> MlflowTracker:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        uri = resolve_uri(cfg)
+        try:
+            client = MlflowClient(tracking_uri=uri)
+            if run_id is not None:
+                client.update_run(run_id, status="RUNNING")
+                return cls(client, run_id, uri, cfg)
+            exp = client.get_experiment_by_name(cfg.experiment)
+            exp_id = exp.experiment_id if exp is not None else client.create_experiment(
+                cfg.experiment)
+            all_tags = {"mlflow.runName": name, "mlflow.source.type": "LOCAL",
+                        "mlflow.source.name": "harkit", **tags}
+            commit = git_commit(Path.cwd())
+            if commit:
+                all_tags["mlflow.source.git.commit"] = commit
+            import harkit
+
+            own = git_commit(Path(harkit.__file__).resolve().parent)
+            if own:
+                all_tags["harkit.git_commit"] = own
+            if parent_id is not None:
+                all_tags["mlflow.parentRunId"] = parent_id
+            run = client.create_run(exp_id, run_name=name,
+                                    tags={k: str(v) for k, v in all_tags.items()})
+        except MlflowException as e:
+            raise HarkitError(f"MLflow tracking at {uri}: {e.message}; fix tracking.uri or "
+                              "switch tracking off (--no-track, HARKIT_TRACKING=0)") from None
+        log.info("tracking to MLflow run %s at %s", run.info.run_id, uri)
+        return cls(client, run.info.run_id, uri, cfg)
+
+    # ------------------------------------------------------------------ values
+    @_guarded
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        logged = self.client.get_run(self.run_id).data.params
+        new = []
+        for k, v in params.items():
+            text = str(v)[:MAX_PARAM_LEN]
+            if k not in logged:
+                new.append(Param(k, text))
+            elif logged[k] != text:  # a resumed run changed it (train.epochs): params are fixed
+                self.set_tags({f"harkit.changed.{k}": text})
+        for i in range(0, len(new), 100):  # MLflow takes at most 100 params per batch
+            self.client.log_batch(self.run_id, params=new[i : i + 100])
+
+    @_guarded
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        rows = [Metric(metric_key(k), float(v), now, step or 0) for k, v in metrics.items()
+                if v is not None and np.isfinite(v)]
+        for i in range(0, len(rows), 1000):
+            self.client.log_batch(self.run_id, metrics=rows[i : i + 1000])
+
+    @_guarded
+    def log_epoch(self, result: EpochResult, phase: str = "selection") -> None:
+        if phase == "refit":
+            values = {"refit_train_loss": result.train_loss, "refit_train_accuracy":
+                      result.train_acc, "refit_lr": result.lr, "refit_epoch_seconds":
+                      result.seconds}
+        else:
+            values = {"train_loss": result.train_loss, "train_accuracy": result.train_acc,
+                      "val_loss": result.val_loss, "val_accuracy": result.val_acc,
+                      "val_macro_f1": result.val_f1, "lr": result.lr,
+                      "epoch_seconds": result.seconds}
+        self.log_metrics(values, step=result.epoch)
+
+    @_guarded
+    def log_report(self, report: EvalReport, prefix: str, step: int | None = None) -> None:
+        values: dict[str, float] = {f"{prefix}_accuracy": report.accuracy,
+                                    f"{prefix}_macro_f1": report.macro_f1,
+                                    f"{prefix}_weighted_f1": report.weighted_f1}
+        if report.macro_f1_without_null is not None:
+            values[f"{prefix}_macro_f1_without_null"] = report.macro_f1_without_null
+        if report.accuracy_without_null is not None:
+            values[f"{prefix}_accuracy_without_null"] = report.accuracy_without_null
+        for cls_name, row in report.per_class.items():
+            values[f"{prefix}_f1.{cls_name}"] = row["f1"]
+        self.log_metrics(values, step=step)
+
+    @_guarded
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(self.run_id, k, str(v))
+
+    # ------------------------------------------------------------------ files
+    @_guarded
+    def log_run_dir(self, run_dir: Path, exclude: tuple[str, ...] = ("checkpoints",)) -> None:
+        for p in sorted(run_dir.iterdir()):
+            if p.name.startswith(".") or p.name in exclude:
+                continue
+            if p.is_dir():
+                self.client.log_artifacts(self.run_id, str(p), p.name)
+            else:
+                self.client.log_artifact(self.run_id, str(p))
+        metrics = run_dir / "metrics.json"
+        if metrics.exists():
+            import json
+
+            rep = json.loads(metrics.read_text(encoding="utf-8"))
+            self.client.log_dict(self.run_id, {"classes": rep["classes"],
+                                               "confusion": rep["confusion"],
+                                               "confusion_normalized":
+                                                   rep["confusion_normalized"]},
+                                 "confusion_matrix.json")
+
+    @_guarded
+    def log_model(self, checkpoint: Path, example: Any) -> None:
+        """Log ``checkpoint`` as the run's pyfunc model ``model``."""
+
+        from harkit.training.checkpoint import load_checkpoint
+
+        assert self.run_id is not None and self.uri is not None
+        preprocessing = load_checkpoint(checkpoint)["preprocessing"]
+        with _global_tracking_uri(self.uri), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # MLflow's advice on type hints
+            from harkit.tracking.pyfunc import log_pyfunc_model
+
+            log_pyfunc_model(self.run_id, checkpoint, preprocessing, np.asarray(example))
+
+    @_guarded
+    def finish(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status)
