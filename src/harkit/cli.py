@@ -45,6 +45,31 @@ def _overrides(dataset: str | None, model: str | None, epochs: int | None, data_
     return out + list(set_ or [])
 
 
+def _tracking(track: bool, uri: str | None, resume: Path | None) -> list[str]:
+    """``--no-track`` / ``--tracking-uri`` as overrides (a resumed run keeps its own tracking
+    settings: --no-track then only switches tracking off for this process)."""
+    if resume is not None:
+        if uri is not None:
+            raise HarkitError("--resume continues the run's own MLflow run; drop --tracking-uri")
+        if not track:
+            import os
+
+            os.environ["HARKIT_TRACKING"] = "0"
+        return []
+    out = [] if track else ["tracking.enabled=false"]
+    return out + ([f"tracking.uri={uri}"] if uri is not None else [])
+
+
+def _print_tracking(run_dir: Path) -> None:
+    from harkit.runs import RunDir
+
+    info = RunDir(run_dir).info() if (run_dir / "run.json").exists() else {}
+    if "mlflow_run_id" in info:
+        uri = info.get("mlflow_tracking_uri", "")
+        console.print(f"MLflow run {info['mlflow_run_id']} at {uri} (view it: mlflow ui "
+                      f"--backend-store-uri {uri})", soft_wrap=True)
+
+
 @app.command()
 def train(
     dataset: Annotated[str | None, typer.Option(help="registered dataset (harkit datasets)")] = None,
@@ -63,6 +88,12 @@ def train(
                                                      "checkpoint")] = None,
     stop_after: Annotated[int | None, typer.Option(help="train at most N epochs now; "
                                                         "continue later with --resume")] = None,
+    track: Annotated[bool, typer.Option(
+        "--track/--no-track", help="log the run to MLflow (on by default; HARKIT_TRACKING=0 "
+                                   "also switches it off)")] = True,
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="MLflow tracking URI: a server (http://host:5000) or a store (sqlite:///mlflow.db); "
+             "default $MLFLOW_TRACKING_URI, else ./mlflow.db")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every epoch")] = False,
 ) -> None:
@@ -74,6 +105,7 @@ def train(
     overrides = _overrides(dataset, model, epochs, data_dir, run_root, name, set_)
     if resume is not None and config is not None:
         raise HarkitError("--resume takes the config stored in the run; drop --config")
+    overrides += _tracking(track, tracking_uri, resume)
     result = run_train(config, overrides=overrides, resume=resume, stop_after=stop_after,
                        progress=progress and console.is_terminal, command=["harkit", *sys.argv[1:]])
     from harkit.runs import RunDir
@@ -96,6 +128,7 @@ def train(
     _print_report(result.test)
     console.print(f"metrics: {result.run_dir / 'metrics.json'}")
     console.print(f"plots: {result.run_dir / 'plots'}")
+    _print_tracking(result.run_dir)
 
 
 @app.command()
@@ -117,6 +150,12 @@ def cv(
     run_root: Annotated[str | None, typer.Option(help="where the cv directory goes")] = None,
     name: Annotated[str | None, typer.Option(help="cv directory name")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue this cv directory")] = None,
+    track: Annotated[bool, typer.Option(
+        "--track/--no-track", help="log the run to MLflow (on by default; HARKIT_TRACKING=0 "
+                                   "also switches it off)")] = True,
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="MLflow tracking URI: a server (http://host:5000) or a store (sqlite:///mlflow.db); "
+             "default $MLFLOW_TRACKING_URI, else ./mlflow.db")] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every epoch")] = False,
 ) -> None:
@@ -131,6 +170,7 @@ def cv(
     if resume is not None and (config is not None or overrides):
         raise HarkitError("--resume continues a cv directory with its stored settings; drop "
                           "the other options")
+    overrides += _tracking(track, tracking_uri, resume)
     try:
         only = [int(s) for s in subjects.split(",")] if subjects else None
     except ValueError:
@@ -167,6 +207,174 @@ def cv(
     console.print(f"pooled over all test windows: accuracy {r.pooled.accuracy:.4f}, macro F1 "
                   f"{r.pooled.macro_f1:.4f}")
     console.print(f"cv directory: {r.cv_dir} (folds.csv, subjects.csv, summary.json, plots/)")
+
+
+@app.command()
+def tune(
+    dataset: Annotated[str | None, typer.Option(help="registered dataset (harkit datasets)")] = None,
+    model: Annotated[str | None, typer.Option(help="registered model (harkit models)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML experiment config (the base)")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="override any base config field: --set train.epochs=10")] = None,
+    space: Annotated[Path | None, typer.Option(
+        help="YAML search space: dotted config keys -> {type: float, low, high, log} | "
+             "{type: int, low, high, step} | {choices: [...]} (default: lr, weight decay, batch "
+             "size, label smoothing, augmentation)")] = None,
+    trials: Annotated[int, typer.Option(help="trial budget")] = 20,
+    timeout: Annotated[float | None, typer.Option(help="start no trial after this many "
+                                                        "seconds")] = None,
+    prune: Annotated[bool, typer.Option(help="stop unpromising trials early (median pruner)")
+                     ] = True,
+    seed: Annotated[int, typer.Option(help="the sampler's seed")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="shortcut for --set train.epochs=N")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="local dataset mirror directory or URL")
+                        ] = None,
+    run_root: Annotated[str | None, typer.Option(help="where the tune directory goes")] = None,
+    name: Annotated[str | None, typer.Option(help="tune directory name")] = None,
+    resume: Annotated[Path | None, typer.Option(help="continue this tune directory")] = None,
+    track: Annotated[bool, typer.Option(
+        "--track/--no-track", help="log the search and its trials to MLflow")] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every epoch")] = False,
+) -> None:
+    """Search hyperparameters with Optuna: every trial trains on the training subjects and is
+    scored on the validation subjects only (never the test split); bad trials are pruned
+    early; the best config is written out for harkit train --config."""
+    _setup_logging(verbose or not (progress and err.is_terminal))
+    logging.getLogger("harkit.tune").setLevel(logging.INFO)
+    from harkit.tune import tune as run_tune
+
+    overrides = _overrides(dataset, model, epochs, data_dir, run_root, name, set_)
+    if resume is not None and (config is not None or overrides or space is not None):
+        raise HarkitError("--resume continues a tune directory with its stored settings; drop "
+                          "the other options")
+    overrides += _tracking(track, tracking_uri, resume)
+    r = run_tune(config, overrides=overrides, space=space, n_trials=trials, timeout=timeout,
+                 prune=prune, seed=seed, resume=resume,
+                 progress=progress and console.is_terminal, command=["harkit", *sys.argv[1:]])
+    keys = sorted({k for row in r.trials for k in row if k.startswith("param.")})
+    t = Table(title=f"{len(r.trials)} trials (validation macro F1; test split not used)")
+    for c in ("trial", "state", "val macro F1", "epochs", "seconds", *(k[6:] for k in keys)):
+        t.add_column(c, justify="right")
+    for row in r.trials:
+        v = row["val_macro_f1"]
+        t.add_row(str(row["number"]), row["state"].lower(), "" if v is None else f"{v:.4f}",
+                  str(row["epochs"] or ""), str(row["seconds"] or ""),
+                  *(_short(row.get(k)) for k in keys),
+                  style="bold" if row["run_dir"] == str(r.best_run) else None)
+    console.print(t)
+    console.print(f"best: validation macro F1 {r.best_value:.4f} with " + ", ".join(
+        f"{k}={_short(v)}" for k, v in r.best_params.items()), soft_wrap=True)
+    console.print(f"tune directory: {r.tune_dir} (trials.csv, plots/trials.png)")
+    console.print(f"train it: harkit train --config {r.best_config}", soft_wrap=True)
+
+
+def _short(v: Any) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@app.command()
+def runs(
+    run_root: Annotated[Path, typer.Option(help="where run directories are")] = Path("runs"),
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="also list the MLflow runs at this tracking URI (e.g. sqlite:///mlflow.db)")
+    ] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name")] = "harkit",
+    last: Annotated[int | None, typer.Option(help="show only the newest N")] = None,
+) -> None:
+    """List runs and cross-validations (newest first) with their key scores."""
+    _setup_logging(False)
+    from harkit.compare import list_runs, runs_table
+
+    rows = list_runs(run_root, tracking_uri=tracking_uri, experiment=experiment)
+    if not rows:
+        console.print(f"no runs under {run_root}")
+        return
+    shown = rows[:last] if last else rows
+    console.print(runs_table(shown, title=f"{len(shown)} of {len(rows)} runs, newest first"))
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="two or more run or cv directories; the "
+                                                    "first is the reference")],
+    output: Annotated[Path | None, typer.Option(
+        help="folder for comparison.json and learning_curves.png (or a .png path); "
+             "default: ./compare")] = None,
+) -> None:
+    """Compare runs side by side: scores, per-class F1 differences from the first run,
+    configuration differences, and their learning curves overlaid in one plot."""
+    _setup_logging(False)
+    from harkit.compare import compare_runs, comparison_tables
+
+    cmp = compare_runs(runs, output=output)
+    for t in comparison_tables(cmp):
+        console.print(t)
+    if cmp.plot_path is not None:
+        console.print(f"learning curves: {cmp.plot_path}")
+    console.print(f"comparison: {cmp.json_path}")
+
+
+@app.command()
+def explore(
+    dataset: Annotated[str, typer.Argument(help="registered dataset (harkit datasets)")],
+    data_dir: Annotated[str | None, typer.Option(
+        help="local dataset mirror directory or URL (else $HARKIT_DATA_DIR, else the cache)")
+    ] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", help="a source option: --option activities=12 --option policy=pad")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="output folder (default: "
+                                                     "explore/<dataset>)")] = None,
+    embedding: Annotated[str, typer.Option(help="pca, or umap (pip install umap-learn)")
+                         ] = "pca",
+    max_windows: Annotated[int, typer.Option(help="embed at most this many windows (a seeded "
+                                                  "subsample by split and subject)")] = 5000,
+    seed: Annotated[int, typer.Option(help="seed of the subsample and of the examples")] = 0,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each step")] = False,
+) -> None:
+    """Plots and numbers to look at before training: class balance overall and per subject,
+    recording lengths, a typical window per class, channel statistics (training split) and a
+    2D embedding of windows coloured by class and by subject (labels never among its inputs)."""
+    _setup_logging(verbose)
+    from harkit.explore import explore as run_explore
+    from harkit.explore import parse_options
+
+    result = run_explore(dataset, data_dir=data_dir, options=parse_options(option),
+                         output=output, embedding=embedding, max_windows=max_windows, seed=seed,
+                         progress=progress and err.is_terminal)
+    s = result.summary
+    console.print(f"{s['dataset']} ({s['kind']}): {s['n_classes']} classes, {s['n_channels']} "
+                  f"channels, windows of {s['window_len']} samples ({s['window_seconds']:.2f} s)")
+    table = Table()
+    for col in ("split", "windows", "subjects"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for split_name, split in s["splits"].items():
+        table.add_row(split_name, str(split["n_windows"]), str(split["n_subjects"]))
+    console.print(table)
+    console.print(f"{len(result.files)} files in {result.output}: "
+                  f"{', '.join(p.name for p in result.files)}", soft_wrap=True)
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="run directory or cross-validation directory")],
+    output: Annotated[Path | None, typer.Option(
+        help="HTML file to write (default: RUN/report.html)")] = None,
+    n_worst: Annotated[int, typer.Option(
+        help="most confidently wrong test windows to draw (0: none)")] = 6,
+) -> None:
+    """Write one self-contained HTML report of a run or a cross-validation (images embedded):
+    scores, config, learning curves, confusion matrix, per-class and per-subject tables and
+    the worst-classified test windows; per-fold results for a cross-validation."""
+    _setup_logging(False)
+    from harkit.report import write_report
+
+    console.print(f"report: {write_report(run, output, n_worst=n_worst)}")
 
 
 @app.command()
