@@ -126,7 +126,8 @@ def test_cli_lists(capsys: pytest.CaptureFixture[str]) -> None:
         assert name in out
     assert main(["datasets"]) == 0
     assert "uci-har" in capsys.readouterr().out
-    for cmd in ("train", "evaluate", "predict", "models", "datasets"):
+    for cmd in ("train", "evaluate", "predict", "models", "datasets", "cv", "tune", "runs",
+                "compare", "report", "explore", "stream", "ensemble"):
         assert main([cmd, "--help"]) == 0
     assert "Usage" in capsys.readouterr().out
 

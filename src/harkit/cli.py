@@ -462,6 +462,44 @@ def predict(
 
 
 @app.command()
+def stream(
+    run: Annotated[Path, typer.Argument(help="run directory (or a checkpoint .pt file)")],
+    source: Annotated[str, typer.Argument(help="CSV file, '-' for stdin or tcp://host:port: a "
+                                               "header naming the channels, one row per time "
+                                               "step")],
+    hop: Annotated[int | None, typer.Option(help="samples between windows (default: as in "
+                                                 "training)")] = None,
+    smoothing: Annotated[str, typer.Option(help="none; mean: average of the last k windows' "
+                                                "probabilities; hysteresis: switch only after "
+                                                "k consecutive windows won by a 0.1 margin")
+                         ] = "none",
+    k: Annotated[int, typer.Option("--k", help="windows for --smoothing mean / hysteresis")] = 3,
+    threshold: Annotated[float, typer.Option(help="report 'unknown' when the smoothed "
+                                                  "confidence is below this")] = 0.0,
+    replay: Annotated[bool, typer.Option("--replay/--no-replay", help="replay at the "
+                                         "recording's sampling rate (times --speed)")] = False,
+    speed: Annotated[float, typer.Option(help="replay speed factor")] = 1.0,
+    output: Annotated[Path | None, typer.Option(help="write every window's event as JSON "
+                                                     "lines")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="torch threads (1 is fastest for one window at a time)")] = None,
+) -> None:
+    """Recognise activities live from a stream of samples: a timeline of the changes, every
+    window's event as JSON lines."""
+    _setup_logging(False)
+    from harkit.stream_cli import stream_command
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    code = stream_command(run, source, replay=replay, speed=speed, hop=hop, smoothing=smoothing,
+                          window_k=k, threshold=threshold, output=output, console=console)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def models() -> None:
     """List the registered models; skeleton models read the joint layout of a skeleton
     dataset (on sensor data they see the channels as joints without bones)."""
