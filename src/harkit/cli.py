@@ -500,6 +500,41 @@ def stream(
 
 
 @app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="run directory (or a checkpoint .pt file)")],
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript")] = "onnx",
+    output: Annotated[Path | None, typer.Option(
+        help="model file to write (default: RUN/export/model.onnx or model.torchscript.pt); "
+             "the sidecar JSON goes beside it as OUTPUT.json")] = None,
+    checkpoint: Annotated[str | None, typer.Option(
+        help="final (refit), best or last (default: the run's final model)")] = None,
+    fold: Annotated[bool, typer.Option(
+        "--fold-preprocessing/--no-fold-preprocessing",
+        help="put the normaliser into the graph (raw windows in); without it the graph takes "
+             "normalised windows and the sidecar holds the normaliser")] = True,
+    opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the exporter's)")] = None,
+) -> None:
+    """Export a run's model with its preprocessing (normaliser, softmax) to ONNX or
+    TorchScript: raw windows (batch, time, channels) in, class probabilities out, checked
+    against the PyTorch model before it is written."""
+    _setup_logging(False)
+    from harkit.inference.export import export_run
+
+    res = export_run(run, output, format=format, which=checkpoint, fold_preprocessing=fold,
+                     opset=opset)
+    meta = res.metadata
+    console.print(f"{res.format}: {res.path} ({res.path.stat().st_size / 1e6:.2f} MB"
+                  + (f", opset {res.opset}" if res.opset else "") + ")")
+    console.print(f"sidecar: {res.sidecar}")
+    console.print(f"input {meta['input_name']!r}: (batch, {meta['window_len']}, "
+                  f"{len(meta['channels'])}) raw float32, channels {', '.join(meta['channels'])}")
+    console.print(f"output {meta['output_name']!r}: (batch, {len(meta['classes'])}) "
+                  f"probabilities of {', '.join(meta['classes'])}")
+    err.print(f"matches the PyTorch model within {res.max_abs_diff:.1e} "
+              f"({res.seconds:.1f} s)")
+
+
+@app.command()
 def models() -> None:
     """List the registered models; skeleton models read the joint layout of a skeleton
     dataset (on sensor data they see the channels as joints without bones)."""

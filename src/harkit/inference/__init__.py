@@ -11,14 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from harkit.inference.ensemble import EnsemblePredictor
-    from harkit.inference.predictor import Predictor, read_samples_csv
+    from harkit.inference.export import export_model, export_run
+    from harkit.inference.onnx_predictor import OnnxPredictor
+    from harkit.inference.predictor import Predictor
+    from harkit.inference.samples import WindowPrediction, read_samples_csv
     from harkit.inference.streaming import StreamEvent, StreamingPredictor
 
 _WHERE = {"EnsemblePredictor": "ensemble", "Predictor": "predictor",
-          "read_samples_csv": "predictor", "StreamEvent": "streaming",
-          "StreamingPredictor": "streaming"}
+          "read_samples_csv": "samples", "WindowPrediction": "samples",
+          "OnnxPredictor": "onnx_predictor", "export_model": "export", "export_run": "export",
+          "StreamEvent": "streaming", "StreamingPredictor": "streaming"}
 
-__all__ = ["EnsemblePredictor", "Predictor", "StreamEvent", "StreamingPredictor",
+__all__ = ["EnsemblePredictor", "OnnxPredictor", "Predictor", "StreamEvent",
+           "StreamingPredictor", "WindowPrediction", "export_model", "export_run",
            "read_samples_csv"]
 
 

@@ -3,76 +3,25 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from harkit.data.transforms import Normalizer, normalizer_from_state
-from harkit.data.windowing import sliding_windows, window_starts
-from harkit.errors import CheckpointError, DataFormatError
+from harkit.errors import CheckpointError
+from harkit.inference.samples import (
+    WindowPrediction,
+    check_windows,
+    read_samples_csv,
+    read_signal_csv,
+    window_predictions,
+)
 from harkit.models import HarModel, model_from_config
 from harkit.training.checkpoint import load_checkpoint
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-
-def read_samples_csv(path: str | Path, channels: list[str]) -> np.ndarray:
-    """Read a CSV of raw samples (one row per time step, a header naming the channels).
-
-    Columns are picked by name and put in ``channels`` order; other columns (timestamps,
-    labels) are ignored. Returns float32 ``(time, channels)``.
-
-    Raises:
-        DataFormatError: naming the file, the missing column or the line with a bad value.
-    """
-    import pandas as pd
-
-    p = Path(path)
-    # Fast path: let pandas' C parser read numbers directly. Only when that does not give
-    # finite numbers in every needed column is the file re-read as text to find the bad line.
-    df = _read_csv(p, channels, dtype=None, keep_default_na=True)
-    cols = [str(c).strip() for c in df.columns]
-    df.columns = cols
-    missing = [c for c in channels if c not in cols]
-    if missing:
-        raise DataFormatError(p, f"missing column(s) {missing}; the model expects channels "
-                                 f"{channels}, the header has {cols}", line=1)
-    sub = df[channels]
-    if all(pd.api.types.is_numeric_dtype(t) for t in sub.dtypes):
-        out = sub.to_numpy(dtype=np.float64)
-        if np.isfinite(out).all():
-            return out.astype(np.float32)
-    text = _read_csv(p, channels, dtype=str, keep_default_na=False)
-    text.columns = cols
-    for c in channels:
-        col = pd.to_numeric(text[c], errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(col))
-        if len(bad):
-            i = int(bad[0])
-            raise DataFormatError(p, f"column {c!r} has {text[c].iloc[i]!r}, expected a finite "
-                                     "number", line=i + 2)  # +1 header, +1 for 1-based
-    raise DataFormatError(p, "could not read the samples as numbers")  # pragma: no cover
-
-
-def _read_csv(p: Path, channels: list[str], dtype: type | None,
-              keep_default_na: bool) -> pd.DataFrame:
-    import pandas as pd
-
-    try:
-        return pd.read_csv(p, dtype=dtype, keep_default_na=keep_default_na,
-                           skipinitialspace=True)
-    except FileNotFoundError:
-        raise DataFormatError(p, "file not found") from None
-    except UnicodeDecodeError:
-        raise DataFormatError(p, "not UTF-8 text") from None
-    except pd.errors.EmptyDataError:
-        raise DataFormatError(p, f"file is empty; expected a header with {channels}") from None
-    except pd.errors.ParserError as e:
-        raise DataFormatError(p, f"not a well-formed CSV ({str(e).strip()})") from None
+__all__ = ["Predictor", "WindowPrediction", "optimize_for_inference", "read_samples_csv"]
 
 
 def optimize_for_inference(model: torch.nn.Module, window_len: int, n_channels: int,
@@ -91,17 +40,6 @@ def optimize_for_inference(model: torch.nn.Module, window_len: int, n_channels: 
         return fast
     except Exception:  # a model that cannot be traced runs eagerly
         return model
-
-
-@dataclass
-class WindowPrediction:
-    """One predicted window: its sample range, the class and its probability."""
-
-    start: int
-    end: int
-    label: str
-    confidence: float
-    probabilities: list[float]
 
 
 class Predictor:
@@ -156,15 +94,7 @@ class Predictor:
         return cls.from_checkpoint(run.model_checkpoint(run.config(), which))
 
     def _check(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 3 or X.shape[1:] != (self.window_len, len(self.channels)):
-            raise ValueError(
-                f"expected raw windows (N, {self.window_len}, {len(self.channels)}) with channels "
-                f"{self.channels}, got shape {X.shape}"
-            )
-        if not np.isfinite(X).all():
-            raise ValueError("windows contain NaN or Inf values")
-        return X
+        return check_windows(X, self.window_len, self.channels)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities ``(N, n_classes)`` for raw windows ``(N, time, channels)``."""
@@ -190,20 +120,9 @@ class Predictor:
 
     def predict_signal(self, signal: np.ndarray, hop: int | None = None) -> list[WindowPrediction]:
         """Window a raw ``(time, channels)`` signal as in training and predict each window."""
-        hop = hop or self.hop
-        windows = sliding_windows(signal, self.window_len, hop)
-        probs = self.predict_proba(windows)
-        starts = window_starts(len(signal), self.window_len, hop)
-        return [
-            WindowPrediction(int(s), int(s) + self.window_len, self.classes[int(p.argmax())],
-                             float(p.max()), [float(v) for v in p])
-            for s, p in zip(starts, probs, strict=True)
-        ]
+        return window_predictions(signal, self.window_len, hop or self.hop, self.classes,
+                                  self.predict_proba)
 
     def predict_csv(self, path: str | Path, hop: int | None = None) -> list[WindowPrediction]:
         """Read a CSV of raw samples (see :func:`read_samples_csv`) and predict every window."""
-        signal = read_samples_csv(path, self.channels)
-        if len(signal) < self.window_len:
-            raise DataFormatError(path, f"has {len(signal)} samples, fewer than one window of "
-                                        f"{self.window_len}")
-        return self.predict_signal(signal, hop)
+        return self.predict_signal(read_signal_csv(path, self.channels, self.window_len), hop)
