@@ -403,6 +403,25 @@ def test_export_run_end_to_end(tiny_cfg: list[str], tmp_path: Path) -> None:
     np.testing.assert_allclose([r.probabilities for r in onnx_rows],
                                [r.probabilities for r in ref_rows], atol=TOL)
 
+    # harkit predict and harkit stream on the .onnx file: ONNX Runtime, torch never imported
+    code = f"""
+import sys
+from harkit.cli import main
+assert main(["predict", {str(res.path)!r}, {str(csv)!r}, "--output",
+             {str(tmp_path / "pred.csv")!r}]) == 0
+assert main(["stream", {str(res.path)!r}, {str(csv)!r}, "--output",
+             {str(tmp_path / "events.jsonl")!r}]) == 0
+loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+assert not loaded, loaded
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pred = (tmp_path / "pred.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[2] for line in pred] == [r.label for r in ref_rows]
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [e["label"] for e in events] == [r.label for r in ref_rows]
+
     best = export_run(run, tmp_path / "best.pt", format="torchscript", which="best")
     assert best.metadata["source"].endswith("best.pt")
     ref_best = Predictor.from_run(run, "best")

@@ -417,7 +417,7 @@ def ensemble(
 
 @app.command()
 def predict(
-    run: Annotated[Path, typer.Argument(help="run directory (or a checkpoint .pt file)")],
+    run: Annotated[Path, typer.Argument(help="run directory, checkpoint .pt or exported .onnx")],
     file: Annotated[Path, typer.Argument(help="CSV of raw samples: a header naming the "
                                               "channels, one row per time step")],
     hop: Annotated[int | None, typer.Option(help="samples between windows (default: as in "
@@ -426,12 +426,13 @@ def predict(
                                                      "lines (.jsonl)")] = None,
     show: Annotated[int, typer.Option(help="rows to print")] = 20,
 ) -> None:
-    """Predict one activity (with confidence) per window of a CSV of raw samples."""
+    """Predict one activity (with confidence) per window of a CSV of raw samples (an exported
+    .onnx model runs in ONNX Runtime without importing torch)."""
     _setup_logging(False)
-    from harkit.inference import Predictor
+    from harkit.inference import load_predictor
 
     t0 = time.perf_counter()
-    pred = Predictor.from_checkpoint(run) if run.is_file() else Predictor.from_run(run)
+    pred = load_predictor(run)
     t1 = time.perf_counter()
     rows = pred.predict_csv(file, hop=hop)
     t2 = time.perf_counter()
@@ -463,7 +464,7 @@ def predict(
 
 @app.command()
 def stream(
-    run: Annotated[Path, typer.Argument(help="run directory (or a checkpoint .pt file)")],
+    run: Annotated[Path, typer.Argument(help="run directory, checkpoint .pt or exported .onnx")],
     source: Annotated[str, typer.Argument(help="CSV file, '-' for stdin or tcp://host:port: a "
                                                "header naming the channels, one row per time "
                                                "step")],

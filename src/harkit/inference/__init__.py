@@ -7,6 +7,7 @@ can be imported without importing torch.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,7 +25,21 @@ _WHERE = {"EnsemblePredictor": "ensemble", "Predictor": "predictor",
 
 __all__ = ["EnsemblePredictor", "OnnxPredictor", "Predictor", "StreamEvent",
            "StreamingPredictor", "WindowPrediction", "export_model", "export_run",
-           "read_samples_csv"]
+           "load_predictor", "read_samples_csv"]
+
+
+def load_predictor(path: str | Path, which: str | None = None) -> Predictor | OnnxPredictor:
+    """The predictor for ``path``: an exported ``.onnx`` model runs in ONNX Runtime (torch is
+    never imported); a ``.pt`` checkpoint or a run directory (its ``which`` model: final, best
+    or last) runs in PyTorch. Both apply the preprocessing stored with the model."""
+    p = Path(path)
+    if p.suffix == ".onnx":
+        from harkit.inference.onnx_predictor import OnnxPredictor
+
+        return OnnxPredictor(p)
+    from harkit.inference.predictor import Predictor
+
+    return Predictor.from_checkpoint(p) if p.is_file() else Predictor.from_run(p, which)
 
 
 def __getattr__(name: str) -> Any:

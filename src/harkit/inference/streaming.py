@@ -323,18 +323,16 @@ class StreamingPredictor:
                  ) -> StreamingPredictor:
         """Stream with a run's final model (``which`` as in
         :meth:`Predictor.from_run <harkit.inference.Predictor.from_run>`); a ``.pt`` path is
-        read as a checkpoint. Keyword arguments as for the constructor; they are checked
-        before the model is loaded."""
-        from harkit.inference.predictor import Predictor
+        read as a checkpoint, an ``.onnx`` file runs in ONNX Runtime without torch. Keyword
+        arguments as for the constructor; they are checked before the model is loaded."""
+        from harkit.inference import load_predictor
 
         smoothing = kwargs.get("smoothing", "none")
         check_stream_options(smoothing if isinstance(smoothing, str) else "none",
                              kwargs.get("k", 3), kwargs.get("margin", 0.1),
                              kwargs.get("threshold", 0.0))
         _check_hop(kwargs.get("hop"))
-        p = Path(run)
-        pred = Predictor.from_checkpoint(p) if p.is_file() else Predictor.from_run(p, which)
-        return cls(pred, **kwargs)
+        return cls(load_predictor(run, which), **kwargs)
 
     @property
     def capacity(self) -> int:
