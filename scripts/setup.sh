@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-extra="[mlflow,tune,export]"  # tracking, harkit tune and harkit export are part of a normal install
-[ "${1:-}" = "--dev" ] && extra="[mlflow,tune,export,dev]"
+extra="[mlflow,tune,export,serve]"  # tracking, tune, export and serve are part of a normal install
+[ "${1:-}" = "--dev" ] && extra="[mlflow,tune,export,serve,dev]"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"

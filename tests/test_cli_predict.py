@@ -127,7 +127,7 @@ def test_cli_lists(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["datasets"]) == 0
     assert "uci-har" in capsys.readouterr().out
     for cmd in ("train", "evaluate", "predict", "models", "datasets", "cv", "tune", "runs",
-                "compare", "report", "explore", "stream", "ensemble"):
+                "compare", "report", "explore", "stream", "ensemble", "export", "serve"):
         assert main([cmd, "--help"]) == 0
     assert "Usage" in capsys.readouterr().out
 

@@ -536,6 +536,40 @@ def export(
 
 
 @app.command()
+def serve(
+    run: Annotated[Path, typer.Argument(help="run directory, checkpoint .pt or exported .onnx")],
+    host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0: every interface)")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    demo: Annotated[bool, typer.Option("--demo", help="let the live page replay a recording: "
+                                       "one subject of the run's test split")] = False,
+    demo_csv: Annotated[Path | None, typer.Option(
+        help="replay this CSV of raw samples instead (a header naming the channels; implies "
+             "--demo)")] = None,
+    threads: Annotated[int | None, typer.Option(help="model threads (torch or ONNX Runtime)")
+                       ] = None,
+    max_batch: Annotated[int, typer.Option(help="most windows per request")] = 1024,
+    max_body_mb: Annotated[float, typer.Option(help="largest request body, MiB")] = 16.0,
+    workers: Annotated[int, typer.Option(help="predictions running at once")] = 4,
+) -> None:
+    """Serve the model over HTTP and WebSocket: POST /predict, WS /stream, GET /health, /model,
+    /metrics, and a live page at / that plots the stream and the predicted activity."""
+    _setup_logging(False)
+    from harkit.serve import demo_recording_for_run
+    from harkit.serve import serve as run_server
+
+    if not 0 < port < 65536:
+        raise HarkitError(f"--port {port}: expected 1 to 65535")
+    recording: Any = None
+    if demo_csv is not None:
+        recording = demo_csv  # create_app reads it with the model's channels
+    elif demo:
+        recording = demo_recording_for_run(run)
+    run_server(run, host, port, demo_recording=recording, threads=threads,
+               max_batch=max_batch, max_body_bytes=int(max_body_mb * 2**20), workers=workers)
+
+
+@app.command()
 def models() -> None:
     """List the registered models; skeleton models read the joint layout of a skeleton
     dataset (on sensor data they see the channels as joints without bones)."""
