@@ -22,6 +22,7 @@ SHAPES = {
     "opportunity": (113, 18),  # 113 body-worn channels; 17 gestures + NULL
     "skoda": (30, 11),  # 10 right-arm accelerometers x 3 axes; 10 gestures + NULL
     "hapt": (6, 6),  # acc + gyro; 6 activities (12 with the postural transitions)
+    "uci-har": (9, 6),  # body acc, gyro, total acc x 3 axes; 6 activities
 }
 # skeleton datasets: (layout, bodies, dims, classes, default sequence length)
 SKELETONS = {
@@ -51,6 +52,9 @@ def _data_shape(cfg: ExperimentConfig) -> tuple[int, int, int]:
     channels, classes = SHAPES[cfg.data.dataset]
     if cfg.data.dataset == "hapt":
         classes = int(cfg.data.options.get("activities", 6))
+    if cfg.data.dataset == "uci-har":  # fixed 128-sample windows: no window setting
+        assert cfg.data.window is None
+        return channels, classes, 128
     assert isinstance(cfg.data.window, int), "presets state their window in samples"
     return channels, classes, cfg.data.window
 
