@@ -115,3 +115,43 @@ def tiny_cfg(uci_fixture_dir: Path, tmp_path: Path) -> list[str]:
     return [f"data.data_dir={uci_fixture_dir}", f"run_root={tmp_path / 'runs'}",
             "data.n_val_subjects=2", "train.epochs=3", "train.batch_size=32",
             "model.width=4", "model.hidden=8", "train.num_threads=1"]
+
+
+# Debian's Chromium, driven by Playwright (no browser download), for the browser tests.
+CHROMIUM = os.environ.get("HARKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def sync_playwright() -> object:
+    """Playwright's sync API, when it and Debian's Chromium are installed; skipped otherwise
+    (failed in CI, where both must be installed). Module-scoped, so a skip comes before the
+    run a test would render is trained."""
+    reason = ""
+    try:
+        from playwright.sync_api import sync_playwright as api
+    except ImportError:
+        reason = "playwright is not installed (pip install playwright)"
+    if not reason and not Path(CHROMIUM).exists():
+        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    if reason:
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return api
+
+
+def train_tiny_run(root: Path) -> Path:
+    """One short run (1 epoch, no refit, no tracking) of the tiny harcnn on the UCI-format
+    fixture written under ``root`` (window 128, hop 64, 50 Hz), for module-scoped fixtures
+    (which run before the per-test cache fixture: set HARKIT_CACHE_DIR around the call)."""
+    import harkit
+
+    write_uci_fixture(root / "data" / "uci-har")
+    r = harkit.train(overrides=[
+        f"data.data_dir={root / 'data'}", f"run_root={root / 'runs'}",
+        "data.n_val_subjects=2", "train.epochs=1", "model.width=4", "model.hidden=8",
+        "train.num_threads=1", "train.refit=false", "tracking.enabled=false"], progress=False)
+    return r.run_dir

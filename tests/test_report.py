@@ -7,7 +7,6 @@ import base64
 import csv
 import io
 import json
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from harkit.errors import CheckpointError, ConfigError
 from harkit.report import most_confident_mistakes, write_report
 from harkit.runs import RunDir
 from harkit.viz.signals import channel_panels, plot_window_signals
-from tests.conftest import IN_CI, write_uci_fixture
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, write_uci_fixture
 
 # A class name that must come out as text, never as markup.
 EVIL = "<script>alert('x&y')</script>"
@@ -36,10 +35,6 @@ CV_SECTIONS = ["Summary", "Per-fold scores", "Pooled confusion matrix", "Per-sub
 FAST = ["train.batch_size=32", "model.width=4", "model.hidden=8", "train.num_threads=1",
         "tracking.enabled=false"]
 N_WORST = 4
-CHROMIUM = os.environ.get("HARKIT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 
 
 class Parsed(HTMLParser):
@@ -427,25 +422,6 @@ def test_signal_plots(tmp_path: Path) -> None:
 
 
 # --- in a browser -----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def sync_playwright() -> Any:
-    """Playwright's sync API, when it and Debian's Chromium are installed; skipped otherwise
-    (failed in CI, where both must be installed). Module-scoped, so a skip comes before the
-    run it would render is trained."""
-    reason = ""
-    try:
-        from playwright.sync_api import sync_playwright as api
-    except ImportError:
-        reason = "playwright is not installed (pip install playwright)"
-    if not reason and not Path(CHROMIUM).exists():
-        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    if reason:
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return api
-
 
 def test_report_renders_in_chromium(sync_playwright: Any, run_report: Path) -> None:
     requests: list[str] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import socket
 import threading
@@ -27,20 +26,15 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 ws_client = pytest.importorskip("websockets.sync.client")
 
-import harkit  # noqa: E402
 from harkit.data.windowing import sliding_windows  # noqa: E402
 from harkit.errors import ConfigError  # noqa: E402
 from harkit.inference import Predictor  # noqa: E402
 from harkit.inference.streaming import StreamingPredictor  # noqa: E402
 from harkit.serve import create_app, demo_recording_for_run  # noqa: E402
-from tests.conftest import IN_CI, write_uci_fixture  # noqa: E402
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, train_tiny_run  # noqa: E402
 
 MAX_BATCH = 4
 MAX_BODY = 200_000
-CHROMIUM = os.environ.get("HARKIT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 
 # ------------------------------------------------------------------------------------------
 # a tiny run, a server, clients
@@ -51,16 +45,11 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, n
     """One short run of the tiny harcnn on the UCI-format fixture (window 128, hop 64, 50 Hz),
     and its demo recording (rounded to 4 decimals, so JSON bodies stay small)."""
     root = tmp_path_factory.mktemp("serve")
-    write_uci_fixture(root / "data" / "uci-har")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARKIT_CACHE_DIR", str(root / "cache"))
-        r = harkit.train(overrides=[
-            f"data.data_dir={root / 'data'}", f"run_root={root / 'runs'}",
-            "data.n_val_subjects=2", "train.epochs=1", "model.width=4", "model.hidden=8",
-            "train.num_threads=1", "train.refit=false", "tracking.enabled=false"],
-            progress=False)
-        rec = demo_recording_for_run(r.run_dir)
-        yield r.run_dir, np.round(rec, 4).astype(np.float32)
+        run = train_tiny_run(root)
+        rec = demo_recording_for_run(run)
+        yield run, np.round(rec, 4).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -541,24 +530,6 @@ def test_demo_replays_the_recording(port: int, predictor: Predictor,
 
 # ------------------------------------------------------------------------------------------
 # the live page in a browser
-
-
-@pytest.fixture(scope="module")
-def sync_playwright() -> Any:
-    """Playwright's sync API, when it and Debian's Chromium are installed; skipped otherwise
-    (failed in CI, where both must be installed)."""
-    reason = ""
-    try:
-        from playwright.sync_api import sync_playwright as api
-    except ImportError:
-        reason = "playwright is not installed (pip install playwright)"
-    if not reason and not Path(CHROMIUM).exists():
-        reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    if reason:
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return api
 
 
 def test_live_page_shows_the_models_activity(sync_playwright: Any, port: int,

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-import harkit
 from harkit.data.skeleton import SkeletonInfo
 from harkit.data.transforms import SkeletonStandardizer
 from harkit.data.windowing import sliding_windows, window_starts
@@ -33,7 +32,7 @@ from harkit.inference.streaming import (
 )
 from harkit.models import create_model
 from harkit.stream_cli import stream_command
-from tests.conftest import fixture_windows
+from tests.conftest import fixture_windows, train_tiny_run
 
 # ------------------------------------------------------------------------------------------
 # fixtures and helpers
@@ -42,18 +41,10 @@ from tests.conftest import fixture_windows
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One short run of the tiny harcnn on the UCI-format fixture (window 128, hop 64, 50 Hz)."""
-    from tests.conftest import write_uci_fixture
-
     root = tmp_path_factory.mktemp("stream")
-    write_uci_fixture(root / "data" / "uci-har")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARKIT_CACHE_DIR", str(root / "cache"))
-        r = harkit.train(overrides=[
-            f"data.data_dir={root / 'data'}", f"run_root={root / 'runs'}",
-            "data.n_val_subjects=2", "train.epochs=1", "model.width=4", "model.hidden=8",
-            "train.num_threads=1", "train.refit=false", "tracking.enabled=false"],
-            progress=False)
-        yield r.run_dir
+        yield train_tiny_run(root)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,15 @@ console = Console()
 err = Console(stderr=True)
 
 
+# Options several commands share.
+TrackOption = Annotated[bool, typer.Option(
+    "--track/--no-track", help="log to MLflow (on by default; HARKIT_TRACKING=0 also switches "
+                               "it off); cv and tune runs nest under one parent run")]
+TrackingUriOption = Annotated[str | None, typer.Option(
+    help="MLflow tracking URI: a server (http://host:5000) or a store (sqlite:///mlflow.db); "
+         "default $MLFLOW_TRACKING_URI, else ./mlflow.db")]
+
+
 def _setup_logging(verbose: bool) -> None:
     """Warnings from everything; harkit's own progress lines too when ``verbose``."""
     from rich.logging import RichHandler
@@ -88,12 +97,8 @@ def train(
                                                      "checkpoint")] = None,
     stop_after: Annotated[int | None, typer.Option(help="train at most N epochs now; "
                                                         "continue later with --resume")] = None,
-    track: Annotated[bool, typer.Option(
-        "--track/--no-track", help="log the run to MLflow (on by default; HARKIT_TRACKING=0 "
-                                   "also switches it off)")] = True,
-    tracking_uri: Annotated[str | None, typer.Option(
-        help="MLflow tracking URI: a server (http://host:5000) or a store (sqlite:///mlflow.db); "
-             "default $MLFLOW_TRACKING_URI, else ./mlflow.db")] = None,
+    track: TrackOption = True,
+    tracking_uri: TrackingUriOption = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every epoch")] = False,
 ) -> None:
@@ -150,12 +155,8 @@ def cv(
     run_root: Annotated[str | None, typer.Option(help="where the cv directory goes")] = None,
     name: Annotated[str | None, typer.Option(help="cv directory name")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue this cv directory")] = None,
-    track: Annotated[bool, typer.Option(
-        "--track/--no-track", help="log the run to MLflow (on by default; HARKIT_TRACKING=0 "
-                                   "also switches it off)")] = True,
-    tracking_uri: Annotated[str | None, typer.Option(
-        help="MLflow tracking URI: a server (http://host:5000) or a store (sqlite:///mlflow.db); "
-             "default $MLFLOW_TRACKING_URI, else ./mlflow.db")] = None,
+    track: TrackOption = True,
+    tracking_uri: TrackingUriOption = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every epoch")] = False,
 ) -> None:
@@ -232,9 +233,8 @@ def tune(
     run_root: Annotated[str | None, typer.Option(help="where the tune directory goes")] = None,
     name: Annotated[str | None, typer.Option(help="tune directory name")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue this tune directory")] = None,
-    track: Annotated[bool, typer.Option(
-        "--track/--no-track", help="log the search and its trials to MLflow")] = True,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
+    track: TrackOption = True,
+    tracking_uri: TrackingUriOption = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every epoch")] = False,
 ) -> None:

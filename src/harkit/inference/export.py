@@ -165,8 +165,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, format: st
     Example:
         >>> export_run("runs/uci-lstm", "lstm.onnx", format="onnx")   # doctest: +SKIP
     """
-    from harkit.models import model_from_config
-    from harkit.training.checkpoint import load_checkpoint
+    from harkit.inference.predictor import model_from_checkpoint
 
     _check_format(format)
     src = Path(run_dir)
@@ -182,13 +181,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, format: st
         run = RunDir.open(src)
         ckpt_path = run.model_checkpoint(run.config(), which)
         default_dir = run.path / "export"
-    ckpt = load_checkpoint(ckpt_path)
-    try:
-        model = model_from_config(ckpt["model_config"])
-        model.load_state_dict(ckpt["weights"])
-        pre = ckpt["preprocessing"]
-    except KeyError as e:
-        raise CheckpointError(f"{ckpt_path}: checkpoint lacks {e}") from None
+    model, pre = model_from_checkpoint(ckpt_path)
     out = Path(output) if output is not None else default_dir / DEFAULT_FILE[format]
     return export_model(model, pre, out, format=format, fold_preprocessing=fold_preprocessing,
                         opset=opset, tol=tol, source=str(ckpt_path))

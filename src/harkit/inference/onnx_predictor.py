@@ -20,17 +20,12 @@ import numpy as np
 
 from harkit.data.transforms import Identity, Normalizer, normalizer_from_state
 from harkit.errors import DataFormatError, HarkitError
-from harkit.inference.samples import (
-    WindowPrediction,
-    check_windows,
-    read_signal_csv,
-    window_predictions,
-)
+from harkit.inference.samples import WindowPredictorMixin, check_windows
 
 SIDECAR_SUFFIX = ".json"  # as harkit.inference.export writes it (not imported: that needs torch)
 
 
-class OnnxPredictor:
+class OnnxPredictor(WindowPredictorMixin):
     """An exported ONNX model with its sidecar: raw windows in, class probabilities out.
 
     Args:
@@ -108,19 +103,6 @@ class OnnxPredictor:
             return np.empty((0, len(self.classes)), dtype=np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class indices ``(N,)`` for raw windows ``(N, time, channels)``."""
-        return self.predict_proba(X).argmax(1)
-
-    def predict_signal(self, signal: np.ndarray, hop: int | None = None) -> list[WindowPrediction]:
-        """Window a raw ``(time, channels)`` signal as in training and predict each window."""
-        return window_predictions(signal, self.window_len, hop or self.hop, self.classes,
-                                  self.predict_proba)
-
-    def predict_csv(self, path: str | Path, hop: int | None = None) -> list[WindowPrediction]:
-        """Read a CSV of raw samples (a header naming the channels, one row per time step)
-        and predict every window."""
-        return self.predict_signal(read_signal_csv(path, self.channels, self.window_len), hop)
 
 
 REQUIRED = ("format", "input_name", "output_name", "classes", "channels", "window_len", "hop",

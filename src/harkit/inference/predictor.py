@@ -13,10 +13,9 @@ from harkit.data.transforms import Normalizer, normalizer_from_state
 from harkit.errors import CheckpointError
 from harkit.inference.samples import (
     WindowPrediction,
+    WindowPredictorMixin,
     check_windows,
     read_samples_csv,
-    read_signal_csv,
-    window_predictions,
 )
 from harkit.models import HarModel, model_from_config
 from harkit.training.checkpoint import load_checkpoint
@@ -42,7 +41,18 @@ def optimize_for_inference(model: torch.nn.Module, window_len: int, n_channels: 
         return model
 
 
-class Predictor:
+def model_from_checkpoint(path: str | Path) -> tuple[HarModel, dict[str, Any]]:
+    """The model (weights loaded) and the preprocessing stored in a checkpoint."""
+    ckpt = load_checkpoint(path)
+    try:
+        model = model_from_config(ckpt["model_config"])
+        model.load_state_dict(ckpt["weights"])
+        return model, ckpt["preprocessing"]
+    except KeyError as e:
+        raise CheckpointError(f"{path}: checkpoint lacks {e}") from None
+
+
+class Predictor(WindowPredictorMixin):
     """Applies a checkpoint's model with its stored normaliser, channel order and classes.
 
     Example:
@@ -75,13 +85,7 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Predictor:
-        ckpt = load_checkpoint(path)
-        try:
-            model = model_from_config(ckpt["model_config"])
-            model.load_state_dict(ckpt["weights"])
-            pre = ckpt["preprocessing"]
-        except KeyError as e:
-            raise CheckpointError(f"{path}: checkpoint lacks {e}") from None
+        model, pre = model_from_checkpoint(path)
         return cls(model, normalizer_from_state(pre["normalizer"]), pre)
 
     @classmethod
@@ -114,15 +118,3 @@ class Predictor:
             return np.empty((0, len(self.classes)), dtype=np.float32)
         return torch.cat(out).numpy()
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class indices ``(N,)`` for raw windows ``(N, time, channels)``."""
-        return self.predict_proba(X).argmax(1)
-
-    def predict_signal(self, signal: np.ndarray, hop: int | None = None) -> list[WindowPrediction]:
-        """Window a raw ``(time, channels)`` signal as in training and predict each window."""
-        return window_predictions(signal, self.window_len, hop or self.hop, self.classes,
-                                  self.predict_proba)
-
-    def predict_csv(self, path: str | Path, hop: int | None = None) -> list[WindowPrediction]:
-        """Read a CSV of raw samples (see :func:`read_samples_csv`) and predict every window."""
-        return self.predict_signal(read_signal_csv(path, self.channels, self.window_len), hop)

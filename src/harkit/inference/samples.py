@@ -126,3 +126,29 @@ def read_signal_csv(path: str | Path, channels: list[str], window_len: int) -> n
         raise DataFormatError(path, f"has {len(signal)} samples, fewer than one window of "
                                     f"{window_len}")
     return signal
+
+
+class WindowPredictorMixin:
+    """``predict``, ``predict_signal`` and ``predict_csv`` for any predictor that has
+    ``predict_proba(raw windows)``, ``classes``, ``channels``, ``window_len`` and ``hop``."""
+
+    classes: list[str]
+    channels: list[str]
+    window_len: int
+    hop: int
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class indices ``(N,)`` for raw windows ``(N, time, channels)``."""
+        return self.predict_proba(X).argmax(1)
+
+    def predict_signal(self, signal: np.ndarray, hop: int | None = None) -> list[WindowPrediction]:
+        """Window a raw ``(time, channels)`` signal as in training and predict each window."""
+        return window_predictions(signal, self.window_len, hop or self.hop, self.classes,
+                                  self.predict_proba)
+
+    def predict_csv(self, path: str | Path, hop: int | None = None) -> list[WindowPrediction]:
+        """Read a CSV of raw samples (see :func:`read_samples_csv`) and predict every window."""
+        return self.predict_signal(read_signal_csv(path, self.channels, self.window_len), hop)
