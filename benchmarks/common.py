@@ -23,3 +23,10 @@ def machine(threads: str | None = None) -> str:
     threads = threads or f"{torch.get_num_threads()} torch threads"
     return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"torch {torch.__version__}, {threads}")
+
+
+def append_section(text: str) -> None:
+    """Append a dated results section to BENCHMARKS.md and print it."""
+    with open(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "a", encoding="utf-8") as f:
+        f.write(text)
+    print(text)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import append_section, machine
 from uci_har import HARKIT, REPO
 
 
@@ -180,9 +180,7 @@ def main() -> None:
   p90 {L['p90']:.1f} ms, **p99 {L['p99']:.1f} ms**, max {L['max']:.1f} ms (target: p99 < 50 ms)
 - raw results: `{out.relative_to(REPO)}`
 """
-    with open(REPO / "BENCHMARKS.md", "a", encoding="utf-8") as f:
-        f.write(text)
-    print(text)
+    append_section(text)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import append_section, machine
 from uci_har import HARKIT, REPO
 
 
@@ -82,9 +82,7 @@ def main() -> None:
   store (MLflow creates its tables) took {first:.1f} s, {result['first_run_overhead']:+.1%}
 - raw results: `{out.relative_to(REPO)}`
 """
-    with open(REPO / "BENCHMARKS.md", "a", encoding="utf-8") as f:
-        f.write(section)
-    print(section)
+    append_section(section)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import append_section, machine
 from uci_har import HARKIT, REPO
 
 HAND_SET = {"harcnn seed 0 (default)": 0.9701, "harcnn best of 3 seeds (seed 1)": 0.9729}
@@ -93,9 +93,7 @@ def main() -> None:
   harcnn: 97.01 % (seed 0, the default config) and 97.29 % (best of 3 seeds): {verdict}
 - raw results: `{out.relative_to(REPO)}`
 """
-    with open(REPO / "BENCHMARKS.md", "a", encoding="utf-8") as f:
-        f.write(section)
-    print(section)
+    append_section(section)
 
 
 if __name__ == "__main__":

@@ -258,11 +258,12 @@ def feature_names(channels: Sequence[str]) -> list[str]:
     return [f"{f}({c})" for f in FEATURES for c in channels]
 
 
-def standardise(F: np.ndarray) -> np.ndarray:
-    """Each column to mean 0, std 1; constant columns and missing values become 0."""
+def standardise(F: np.ndarray, centre: str = "mean") -> np.ndarray:
+    """Each column to centre 0 (its ``mean`` or ``median``), std 1; constant columns and
+    missing values become 0."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        mu = np.nanmean(F, axis=0)
+        mu = np.nanmedian(F, axis=0) if centre == "median" else np.nanmean(F, axis=0)
         sd = np.nanstd(F, axis=0)
     z = (F - mu) / np.where(sd > 0, sd, 1.0)
     z[~np.isfinite(z)] = 0.0
@@ -535,13 +536,7 @@ def _lengths(ctx: _Context) -> tuple[Path, dict[str, Any]]:
 
 def _typical(view: DatasetView, index: np.ndarray) -> int:
     """The window among pooled ``index`` whose features are closest to their median."""
-    f = window_features(view.gather(index), view.windows.skeleton)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(f, axis=0)
-        sd = np.nanstd(f, axis=0)
-    z = (f - med) / np.where(sd > 0, sd, 1.0)
-    z[~np.isfinite(z)] = 0.0
+    z = standardise(window_features(view.gather(index), view.windows.skeleton), "median")
     return int(index[np.argmin((z * z).sum(1))])
 
 
