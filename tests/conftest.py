@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -125,7 +127,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 @pytest.fixture(scope="module")
-def sync_playwright() -> object:
+def sync_playwright() -> Any:
     """Playwright's sync API, when it and Debian's Chromium are installed; skipped otherwise
     (failed in CI, where both must be installed). Module-scoped, so a skip comes before the
     run a test would render is trained."""
@@ -141,6 +143,29 @@ def sync_playwright() -> object:
             pytest.fail(reason)
         pytest.skip(reason)
     return api
+
+
+class BrowserPage:
+    """A headless Chromium page with every request URL and every console / page error."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        page.on("request", lambda r: self.requests.append(r.url))
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+
+@pytest.fixture
+def chromium_page(sync_playwright: Any) -> Iterator[BrowserPage]:
+    """A fresh page of Debian's Chromium (skipped / failed as :func:`sync_playwright` says)."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield BrowserPage(browser.new_page())
+        finally:
+            browser.close()
 
 
 def train_tiny_run(root: Path) -> Path:

@@ -12,7 +12,6 @@ import shutil
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ from harkit.errors import CheckpointError, ConfigError
 from harkit.report import most_confident_mistakes, write_report
 from harkit.runs import RunDir
 from harkit.viz.signals import channel_panels, plot_window_signals
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, write_uci_fixture
+from tests.conftest import BrowserPage, write_uci_fixture
 
 # A class name that must come out as text, never as markup.
 EVIL = "<script>alert('x&y')</script>"
@@ -423,29 +422,21 @@ def test_signal_plots(tmp_path: Path) -> None:
 
 # --- in a browser -----------------------------------------------------------------------------
 
-def test_report_renders_in_chromium(sync_playwright: Any, run_report: Path) -> None:
-    requests: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("request", lambda req: requests.append(req.url))
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(run_report.as_uri(), wait_until="load")
-            images = page.evaluate("""() => Array.from(document.images).map(
-                i => ({alt: i.alt, complete: i.complete, width: i.naturalWidth,
-                       shown: i.getBoundingClientRect().width}))""")
-            headings = page.evaluate(
-                "() => Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
-            scripts = page.evaluate("() => document.querySelectorAll('script').length")
-            cells = page.evaluate("() => Array.from(document.querySelectorAll('td')).map("
-                                  "td => td.textContent)")
-            highlight = page.evaluate("""() => getComputedStyle(
-                document.querySelector('tr.worst td')).backgroundColor""")
-            title = page.title()
-        finally:
-            browser.close()
+def test_report_renders_in_chromium(chromium_page: BrowserPage, run_report: Path) -> None:
+    page = chromium_page.page
+    page.goto(run_report.as_uri(), wait_until="load")
+    images = page.evaluate("""() => Array.from(document.images).map(
+        i => ({alt: i.alt, complete: i.complete, width: i.naturalWidth,
+               shown: i.getBoundingClientRect().width}))""")
+    headings = page.evaluate(
+        "() => Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
+    scripts = page.evaluate("() => document.querySelectorAll('script').length")
+    cells = page.evaluate("() => Array.from(document.querySelectorAll('td')).map("
+                          "td => td.textContent)")
+    highlight = page.evaluate("""() => getComputedStyle(
+        document.querySelector('tr.worst td')).backgroundColor""")
+    title = page.title()
+    requests, errors = chromium_page.requests, chromium_page.errors
     assert len(images) == 3 + N_WORST
     for img in images:
         assert img["complete"] and img["width"] > 0 and img["shown"] > 0, img

@@ -31,7 +31,7 @@ from harkit.errors import ConfigError  # noqa: E402
 from harkit.inference import Predictor  # noqa: E402
 from harkit.inference.streaming import StreamingPredictor  # noqa: E402
 from harkit.serve import create_app, demo_recording_for_run  # noqa: E402
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, train_tiny_run  # noqa: E402
+from tests.conftest import BrowserPage, train_tiny_run  # noqa: E402
 
 MAX_BATCH = 4
 MAX_BODY = 200_000
@@ -532,34 +532,25 @@ def test_demo_replays_the_recording(port: int, predictor: Predictor,
 # the live page in a browser
 
 
-def test_live_page_shows_the_models_activity(sync_playwright: Any, port: int,
+def test_live_page_shows_the_models_activity(chromium_page: BrowserPage, port: int,
                                              predictor: Predictor,
                                              recording: np.ndarray) -> None:
     windows = sliding_windows(recording, 128, 64)
     last = predictor.classes[int(predictor.predict_proba(windows[-1:])[0].argmax())]
-    requests: list[str] = []
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"http://127.0.0.1:{port}/?demo=1&speed=40", wait_until="load")
-            page.wait_for_selector("body[data-state='done']", timeout=30_000)
-            shown = page.evaluate("""() => ({...document.getElementById('activity').dataset,
-                text: document.getElementById('activity').textContent,
-                events: document.body.dataset.events,
-                status: document.getElementById('status').textContent})""")
-            inked = page.evaluate("""() => ['signal', 'timeline'].map(id => {
-                const c = document.getElementById(id);
-                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                let n = 0;
-                for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
-                return n; })""")
-        finally:
-            browser.close()
+    page = chromium_page.page
+    page.goto(f"http://127.0.0.1:{port}/?demo=1&speed=40", wait_until="load")
+    page.wait_for_selector("body[data-state='done']", timeout=30_000)
+    shown = page.evaluate("""() => ({...document.getElementById('activity').dataset,
+        text: document.getElementById('activity').textContent,
+        events: document.body.dataset.events,
+        status: document.getElementById('status').textContent})""")
+    inked = page.evaluate("""() => ['signal', 'timeline'].map(id => {
+        const c = document.getElementById(id);
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+        return n; })""")
+    requests, errors = chromium_page.requests, chromium_page.errors
     assert shown["label"] == shown["decision"] == shown["text"] == last
     assert int(shown["window"]) == len(windows) - 1 == int(shown["events"]) - 1
     assert int(shown["end"]) == len(windows[:-1]) * 64 + 128

@@ -36,7 +36,7 @@ from harkit.config import ExperimentConfig
 from harkit.errors import ConfigError
 from harkit.evaluation.metrics import EvalReport, evaluate_predictions
 from harkit.io import atomic_write_text
-from harkit.tracking import Tracker
+from harkit.tracking import Tracker, finish_group_run, start_group_run
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,9 @@ def cross_validate(config: ExperimentConfig | dict[str, Any] | str | Path | None
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         cv_dir = _create_cv_dir(Path(cfg.run_root), name, meta)
 
-    tracker = _start_tracking(cv_dir, cfg, meta, protocol)
+    tracker = start_group_run(cfg, cv_dir, meta, "cv.json", "cv",
+                              {"cv.protocol": protocol, "cv.folds": len(meta["folds"])},
+                              split=f"{protocol} over {len(meta['folds'])} folds")
     try:
         result = _run_folds(cv_dir, cfg, meta, protocol, fold_subjects, progress, command,
                             tracker)
@@ -175,28 +177,8 @@ def cross_validate(config: ExperimentConfig | dict[str, Any] | str | Path | None
     tracker.log_metrics({f"{k}_{stat}": v for k in SCORES if k in result.summary
                          for stat, v in result.summary[k].items()})
     tracker.log_report(result.pooled, "pooled")
-    tracker.set_tags({"harkit.status": "finished"})
-    tracker.log_run_dir(cv_dir, exclude=tuple(p.name for p in cv_dir.glob("fold*")))
-    tracker.finish("FINISHED")
+    finish_group_run(tracker, cv_dir, "fold*")
     return result
-
-
-def _start_tracking(cv_dir: Path, cfg: ExperimentConfig, meta: dict[str, Any],
-                    protocol: str) -> Tracker:
-    """The cross-validation's own MLflow run; the folds' runs nest under it."""
-    from harkit.config import flatten
-    from harkit.tracking import start_run
-
-    tracker = start_run(cfg, cv_dir.name, run_id=meta.get("mlflow_run_id"), tags={
-        "harkit.dataset": cfg.data.dataset, "harkit.model": cfg.model.name,
-        "harkit.kind": "cv", "harkit.split": f"{protocol} over {len(meta['folds'])} folds",
-        "harkit.run_dir": str(cv_dir.resolve()), "harkit.status": "running"})
-    if tracker.run_id is not None and "mlflow_run_id" not in meta:
-        meta["mlflow_run_id"] = tracker.run_id
-        atomic_write_text(cv_dir / "cv.json", json.dumps(meta, indent=2))
-        tracker.log_params({**flatten(cfg.to_dict()), "cv.protocol": protocol,
-                            "cv.folds": len(meta["folds"])})
-    return tracker
 
 
 def _run_folds(cv_dir: Path, cfg: ExperimentConfig, meta: dict[str, Any], protocol: str,

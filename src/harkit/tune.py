@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from harkit.config import ExperimentConfig, apply_overrides, flatten, from_dict, save_config
+from harkit.config import ExperimentConfig, apply_overrides, from_dict, save_config
 from harkit.errors import ConfigError, HarkitError
 from harkit.io import atomic_write_text
 
@@ -249,7 +249,10 @@ def tune(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, *
         # a trial interrupted by a crash or Ctrl-C: it will not report again
         study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
 
-    tracker = _start_tracking(tune_dir, base, meta, params)
+    from harkit.tracking import finish_group_run, start_group_run
+
+    tracker = start_group_run(base, tune_dir, meta, "tune.json", "tune",
+                              {f"space.{p.key}": json.dumps(p.to_dict()) for p in params})
     try:
         _optimise(study, base, params, tune_dir, n_trials, timeout, progress, command, tracker)
     except BaseException as e:
@@ -258,28 +261,10 @@ def tune(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, *
     result = _finish(study, base, params, tune_dir, meta, meta_path)
     tracker.log_metrics({"best_val_macro_f1": result.best_value,
                          "n_trials": float(len(result.trials))})
-    tracker.set_tags({"harkit.status": "finished", "harkit.best_run": str(result.best_run),
+    tracker.set_tags({"harkit.best_run": str(result.best_run),
                       **{f"best.{k}": v for k, v in result.best_params.items()}})
-    trial_dirs = [p.name for p in tune_dir.glob("trial*")]
-    tracker.log_run_dir(tune_dir, exclude=(*trial_dirs, "study.db"))
-    tracker.finish("FINISHED")
+    finish_group_run(tracker, tune_dir, "trial*", ("study.db",))
     return result
-
-
-def _start_tracking(tune_dir: Path, base: ExperimentConfig, meta: dict[str, Any],
-                    params: list[Param]) -> Any:
-    from harkit.tracking import start_run
-
-    tracker = start_run(base, tune_dir.name, run_id=meta.get("mlflow_run_id"), tags={
-        "harkit.dataset": base.data.dataset, "harkit.model": base.model.name,
-        "harkit.kind": "tune", "harkit.run_dir": str(tune_dir.resolve()),
-        "harkit.status": "running"})
-    if tracker.run_id is not None and "mlflow_run_id" not in meta:
-        meta["mlflow_run_id"] = tracker.run_id
-        atomic_write_text(tune_dir / "tune.json", json.dumps(meta, indent=2))
-        tracker.log_params({**flatten(base.to_dict()),
-                            **{f"space.{p.key}": json.dumps(p.to_dict()) for p in params}})
-    return tracker
 
 
 def _optimise(study: Any, base: ExperimentConfig, params: list[Param], tune_dir: Path,

@@ -138,6 +138,42 @@ def start_run(cfg: ExperimentConfig, name: str, *, run_id: str | None = None,
                                tags=tags or {})
 
 
+def start_group_run(cfg: ExperimentConfig, directory: Path, meta: dict[str, Any],
+                    meta_file: str, kind: str, params: dict[str, Any],
+                    split: str | None = None) -> Tracker:
+    """The MLflow run of a cross-validation or tuning directory (its runs nest under it).
+
+    A new run's id goes into ``meta`` (written back to ``directory / meta_file``) and its
+    params are the flattened config plus ``params``; a resumed directory reopens its run.
+    """
+    import json
+
+    from harkit.config import flatten
+    from harkit.io import atomic_write_text
+
+    tags = {"harkit.dataset": cfg.data.dataset, "harkit.model": cfg.model.name,
+            "harkit.kind": kind, "harkit.run_dir": str(directory.resolve()),
+            "harkit.status": "running"}
+    if split is not None:
+        tags["harkit.split"] = split
+    tracker = start_run(cfg, directory.name, run_id=meta.get("mlflow_run_id"), tags=tags)
+    if tracker.run_id is not None and "mlflow_run_id" not in meta:
+        meta["mlflow_run_id"] = tracker.run_id
+        atomic_write_text(directory / meta_file, json.dumps(meta, indent=2))
+        tracker.log_params({**flatten(cfg.to_dict()), **params})
+    return tracker
+
+
+def finish_group_run(tracker: Tracker, directory: Path, children: str,
+                     also_exclude: tuple[str, ...] = ()) -> None:
+    """Mark a group's run finished and upload its files, not its children's directories
+    (``children``: their glob pattern; each is an MLflow run of its own)."""
+    tracker.set_tags({"harkit.status": "finished"})
+    tracker.log_run_dir(directory, exclude=(*(p.name for p in directory.glob(children)),
+                                            *also_exclude))
+    tracker.finish("FINISHED")
+
+
 def metric_key(name: str) -> str:
     """A class name as an MLflow metric key (letters, digits, ``_ - . /`` and spaces)."""
     return re.sub(r"[^0-9A-Za-z_\-. /]", "_", name)
