@@ -1,0 +1,90 @@
+"""harkit.perf: FLOP counts against hand-computed formulas, matmul peak, memory helpers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from harkit.models import create_model
+from harkit.perf import (
+    count_flops,
+    flops_per_window,
+    matmul_peak_gflops,
+    peak_rss_mb,
+    recurrent_flops,
+    track_peak_rss,
+)
+
+B, T, C = 3, 20, 5
+
+
+def test_linear_and_conv1d_match_formulas() -> None:
+    assert count_flops(nn.Linear(C, 7), torch.zeros(B, C)) == 2 * B * C * 7
+    conv = nn.Conv1d(C, 8, kernel_size=3, padding=1)
+    # every output position: 8 filters x (5 channels x 3 taps) multiply-adds
+    assert count_flops(conv, torch.zeros(B, C, T)) == 2 * B * 8 * C * 3 * T
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_counted_per_layer_and_direction(bidirectional: bool) -> None:
+    h, layers, d = 16, 2, 2 if bidirectional else 1
+    lstm = nn.LSTM(C, h, num_layers=layers, batch_first=True, bidirectional=bidirectional)
+    expected = 2 * 4 * h * ((C + h) + (d * h + h)) * d * T * B
+    assert count_flops(lstm, torch.zeros(B, T, C)) == expected
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections")
+def test_lstm_projection() -> None:
+    h, p = 16, 4
+    lstm = nn.LSTM(C, h, num_layers=2, batch_first=True, proj_size=p)
+    per_step = 2 * 4 * h * (C + p) + 2 * h * p + 2 * 4 * h * (p + p) + 2 * h * p
+    assert count_flops(lstm, torch.zeros(B, T, C)) == per_step * T * B
+
+
+def test_gru_and_cells_counted_once() -> None:
+    h = 16
+    gru = nn.GRU(C, h, batch_first=True)
+    expected = 2 * 3 * h * (C + h) * T * B
+    assert count_flops(gru, torch.zeros(B, T, C)) == expected
+    assert recurrent_flops(gru, (torch.zeros(B, T, C),)) == expected
+    assert count_flops(nn.LSTMCell(C, h), torch.zeros(B, C)) == 2 * 4 * h * (C + h) * B
+    assert count_flops(nn.GRUCell(C, h), torch.zeros(B, C)) == 2 * 3 * h * (C + h) * B
+
+
+def test_two_layer_lstm_on_uci_har_window_is_about_13_mflop() -> None:
+    lstm = nn.LSTM(9, 64, num_layers=2, batch_first=True)
+    flops = flops_per_window(lstm, (128, 9))
+    assert flops == 2 * 4 * 64 * ((9 + 64) + (64 + 64)) * 128
+    assert 13e6 < flops < 13.5e6
+
+
+def test_model_flops_scale_with_batch_and_keep_training_mode() -> None:
+    model = create_model("lstm", n_channels=C, n_classes=4, window_len=T, variant="tiny")
+    model.train()
+    one = flops_per_window(model, (T, C))
+    assert one > 0
+    assert count_flops(model, torch.zeros(4, T, C)) == 4 * one
+    assert model.training
+
+
+def test_matmul_peak_is_positive() -> None:
+    assert matmul_peak_gflops(n=64, threads=1, repeats=2) > 0
+    assert matmul_peak_gflops(torch.bfloat16, n=64, threads=1, repeats=1) > 0
+
+
+def test_memory_helpers() -> None:
+    assert peak_rss_mb() > 0
+    with track_peak_rss() as mem:
+        buf = torch.ones(8 * 2**20)  # 32 MiB, touched
+        del buf
+    assert mem.peak_mb >= mem.start_mb > 0
+    if mem.exact:
+        assert mem.increase_mb > 16
+
+
+def test_cli_models_flops_column(capsys: pytest.CaptureFixture[str]) -> None:
+    from harkit.cli import main
+
+    assert main(["models", "--flops"]) == 0
+    assert "MFLOP" in capsys.readouterr().out
