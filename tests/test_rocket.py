@@ -196,6 +196,27 @@ def test_ridge_head_matches_sklearn_ridge_classifier_cv(n: int, p: int, n_classe
     np.testing.assert_allclose(logits.numpy(), ours, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(("n", "p", "n_classes"), [(60, 25, 3), (40, 120, 4), (50, 30, 2)])
+def test_ridge_with_one_alpha_matches_sklearn_ridge_classifier(n: int, p: int,
+                                                                n_classes: int) -> None:
+    """One alpha takes the Cholesky path (no eigendecomposition): same solution as sklearn."""
+    from sklearn.linear_model import RidgeClassifier
+
+    rng = np.random.default_rng(n * p)
+    y = np.arange(n) % n_classes
+    Z = rng.standard_normal((n, p)) * rng.uniform(0.5, 3, p) + rng.standard_normal(p)
+    Z[:, :5] += y[:, None] * 0.7
+    ref = RidgeClassifier(alpha=2.5).fit(Z, y)
+    W, b, alpha, logits = ridge_loo(torch.tensor(Z, dtype=torch.float64), torch.tensor(y),
+                                    n_classes, [2.5])
+    assert alpha == 2.5
+    ours = (torch.tensor(Z) @ W.double().T + b.double()).numpy()
+    dec = ref.decision_function(Z)
+    got = ours[:, 1] - ours[:, 0] if n_classes == 2 else ours
+    np.testing.assert_allclose(got, dec, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(logits.numpy(), ours, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_fit_init_folds_the_standardisation_into_the_head(name: str) -> None:
     X, y = _data()
