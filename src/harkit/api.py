@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -15,6 +15,12 @@ import torch
 from harkit.config import ExperimentConfig, apply_overrides, from_dict
 from harkit.data import DATASETS, WindowedDataset, WindowSet, load_dataset
 from harkit.data.augment import Augmenter, xyz_groups
+from harkit.data.lazywindows import (
+    LazyWindowSet,
+    fit_normalizer,
+    lazy_recording_windows,
+    lazy_windowed,
+)
 from harkit.data.recording import RecordingDataset
 from harkit.data.splits import choose_val_subjects, subject_holdout
 from harkit.data.store import is_url
@@ -24,6 +30,7 @@ from harkit.evaluation.metrics import EvalReport, evaluate_predictions
 from harkit.models import MODELS, HarModel, create_model
 from harkit.runs import RunDir
 from harkit.tracking import Tracker
+from harkit.training import distributed
 from harkit.training.checkpoint import load_checkpoint, save_checkpoint
 from harkit.training.trainer import EpochResult, Trainer, seed_everything
 
@@ -81,7 +88,10 @@ def _all_training(ds: WindowedDataset) -> WindowSet:
     """Every window the model may learn from: ``train`` plus a dataset-defined ``val``."""
     if "val" not in ds.splits:
         return ds.splits["train"]
-    return WindowSet.concat([ds.splits["train"], ds.splits["val"]])
+    parts = [ds.splits["train"], ds.splits["val"]]
+    if isinstance(parts[0], LazyWindowSet):
+        return LazyWindowSet.join(parts)
+    return WindowSet.concat(parts)
 
 
 def _normalizer(cfg: ExperimentConfig, train: WindowSet, state: dict[str, Any] | None,
@@ -90,15 +100,27 @@ def _normalizer(cfg: ExperimentConfig, train: WindowSet, state: dict[str, Any] |
     one shared by all joints on a skeleton dataset, see :func:`make_normalizer`)."""
     if state is not None:
         return normalizer_from_state(state)
-    return make_normalizer(cfg.data.normalize, ds.skeleton).fit(train.X)
+    norm = make_normalizer(cfg.data.normalize, ds.skeleton)
+    if isinstance(train, LazyWindowSet):  # fitted a chunk of windows at a time
+        return fit_normalizer(norm, train.view)
+    return norm.fit(train.X)
 
 
 def _apply(norm: Normalizer, ws: WindowSet) -> WindowSet:
+    if isinstance(ws, LazyWindowSet):  # normalised as each batch is gathered
+        return ws.normalized(norm)
     return WindowSet(norm.transform(ws.X), ws.y, ws.subjects)
 
 
-def _tensors(ws: WindowSet) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(np.ascontiguousarray(ws.X)), torch.from_numpy(ws.y.astype(np.int64))
+def _tensors(ws: WindowSet, full: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows and labels for the Trainer. A lazy set (``data.window_cache``) gives its
+    WindowView, which the Trainer indexes as it indexes a tensor, unless ``full`` asks for
+    the materialised tensor."""
+    y = torch.from_numpy(ws.y.astype(np.int64))
+    if isinstance(ws, LazyWindowSet):
+        # the Trainer only takes X[idx], X[i:j] and len(X) of its windows: a view does that
+        return (ws.view.to_tensor() if full else cast(torch.Tensor, ws.view)), y
+    return torch.from_numpy(np.ascontiguousarray(ws.X)), y
 
 
 def build_model(cfg: ExperimentConfig, data: PreparedData) -> HarModel:
@@ -195,6 +217,8 @@ def _fit_phase(run: RunDir, cfg: ExperimentConfig, data: PreparedData, *, last: 
     preprocessing = data.preprocessing()
 
     def checkpoint(trainer: Trainer, result: EpochResult) -> None:
+        if not distributed.is_main():
+            return  # under DDP rank 0 alone writes the run's files
         payload = {"trainer": trainer.state_dict(), "weights": trainer.inference_weights(),
                    "model_config": model.get_config(), "preprocessing": preprocessing,
                    "config": cfg.to_dict(), "epoch": trainer.epoch}
@@ -205,7 +229,9 @@ def _fit_phase(run: RunDir, cfg: ExperimentConfig, data: PreparedData, *, last: 
         if tracker is not None:
             tracker.log_epoch(result, "selection" if with_val else "refit")
 
-    trainer = Trainer(model, cfg.train, _tensors(data.train),
+    # a data-dependent fit_init (the random-kernel models) sees every training window at once
+    full = type(model).fit_init is not HarModel.fit_init
+    trainer = Trainer(model, cfg.train, _tensors(data.train, full),
                       _tensors(data.val) if with_val else None,
                       augment=_augmenter(cfg, data), callbacks=[checkpoint, *(callbacks or [])])
     if resume_ckpt is not None:
@@ -244,6 +270,11 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
     With tracking on (``tracking.enabled``, the default, and MLflow installed) the run is
     mirrored into MLflow as it trains: see :mod:`harkit.tracking`.
 
+    In a process started by ``torchrun`` with several workers (what ``harkit train --nproc``
+    does) the call joins the process group and trains data-parallel (DDP): every rank returns
+    the same result, but only rank 0 writes the run directory, checkpoints, plots and
+    tracking; see :mod:`harkit.training.distributed`.
+
     Returns:
         RunResult with the run directory, test and validation reports and the history.
 
@@ -252,16 +283,17 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
         >>> r.test.accuracy                                             # doctest: +SKIP
     """
     tracking = _Tracking()
-    try:
-        result = _train(config, overrides, resume, stop_after, progress, command, tracking,
-                        callbacks or [], evaluate_test)
-    except Pruned:
-        tracking.tracker.set_tags({"harkit.status": "pruned"})
-        tracking.tracker.finish("KILLED")
-        raise
-    except BaseException as e:
-        tracking.tracker.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
-        raise
+    with distributed.process_group_from_env():  # a torchrun worker joins its process group
+        try:
+            result = _train(config, overrides, resume, stop_after, progress, command, tracking,
+                            callbacks or [], evaluate_test)
+        except Pruned:
+            tracking.tracker.set_tags({"harkit.status": "pruned"})
+            tracking.tracker.finish("KILLED")
+            raise
+        except BaseException as e:
+            tracking.tracker.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            raise
     return result
 
 
@@ -298,15 +330,75 @@ class _Tracking:
         self.tracker.finish("KILLED")
 
 
+class _WorkerRun(RunDir):
+    """A DDP worker's (rank > 0) view of the run directory: run.json's fields are kept in
+    memory (starting from rank 0's), and nothing is ever written."""
+
+    def __init__(self, path: str | Path, info: dict[str, Any]) -> None:
+        super().__init__(path)
+        self._info = dict(info)
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+    def update_info(self, **fields: Any) -> None:
+        self._info.update(fields)
+
+    def write_history(self, history: list[dict[str, Any]], name: str = "history.csv") -> None:
+        pass
+
+
+def _open_resumed(resume: str | Path, overrides: list[str] | None, tracking: _Tracking
+                  ) -> tuple[RunDir, ExperimentConfig]:
+    """The run to continue and its config; under DDP rank 0 opens it (and its tracking) and
+    sends the path, config and run.json to the other ranks, which never touch its files."""
+
+    def open_run() -> tuple[str, ExperimentConfig, dict[str, Any]]:
+        run = RunDir.open(resume)
+        cfg = _resumed_config(run, overrides)
+        tracking.start(run, cfg)
+        return str(run.path), cfg, run.info()
+
+    path, cfg, info = distributed.from_main(open_run)
+    return (RunDir(path) if distributed.is_main() else _WorkerRun(path, info)), cfg
+
+
+def _create_run(cfg: ExperimentConfig, command: list[str] | None, tracking: _Tracking
+                ) -> RunDir:
+    """A new run directory (and its tracking); under DDP rank 0 creates it and the other
+    ranks learn its name, so all agree on one directory that only rank 0 writes."""
+
+    def create() -> str:
+        run = RunDir.create(cfg, command)
+        tracking.start(run, cfg)
+        return str(run.path)
+
+    path = distributed.from_main(create)
+    return RunDir(path) if distributed.is_main() else _WorkerRun(path, {})
+
+
+def check_distributed(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, *,
+                      overrides: list[str] | None = None, resume: str | Path | None = None,
+                      world_size: int = 1) -> None:
+    """Refuse, before any worker starts, a run that ``world_size`` processes cannot share
+    (the workers check again, and also refuse closed-form models).
+
+    Raises:
+        ConfigError: the global ``train.batch_size`` is not divisible by ``world_size``.
+    """
+    cfg = (_resumed_config(RunDir.open(resume), overrides) if resume is not None
+           else _as_config(config, overrides))
+    distributed.check_batch_size(cfg.train.batch_size, world_size)
+
+
 def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
            overrides: list[str] | None, resume: str | Path | None, stop_after: int | None,
            progress: bool, command: list[str] | None, tracking: _Tracking,
            callbacks: list[Callable[[Trainer, EpochResult], None]], evaluate_test: bool
            ) -> RunResult:
+    main = distributed.is_main()  # under DDP, rank 0 writes every file; the others only train
     if resume is not None:
-        run = RunDir.open(resume)
-        cfg = _resumed_config(run, overrides)
-        tracking.start(run, cfg)
+        run, cfg = _open_resumed(resume, overrides, tracking)
     else:
         cfg = _as_config(config, overrides)
     if cfg.train.num_threads:
@@ -317,7 +409,8 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
 
     # Phase 1: selection on validation subjects.
     if not info.get("selection_done"):
-        ckpt = _load_resume_checkpoint(run.last, run.best) if resume is not None else None
+        ckpt = (distributed.from_main(lambda: _load_resume_checkpoint(run.last, run.best))
+                if resume is not None else None)
         data = prepare_data(cfg, None if ckpt is None else ckpt["preprocessing"]["normalizer"])
         if resume is None:
             # Store the resolved validation subjects (and an absolute data directory) so the
@@ -327,8 +420,9 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
                 data_dir = str(Path(data_dir).expanduser().resolve())
             cfg = replace(cfg, data=replace(cfg.data, val_subjects=data.val_subjects,
                                             data_dir=data_dir))
-            run = RunDir.create(cfg, command)
-            tracking.start(run, cfg)
+            if distributed.is_distributed():  # refuse before a run directory exists
+                distributed.check_trainable(build_model(cfg, data))
+            run = _create_run(cfg, command, tracking)
         run.update_info(status="running", dataset=cfg.data.dataset, model=cfg.model.name)
         t0 = time.perf_counter()
         epochs_before = 0 if ckpt is None else int(ckpt["trainer"]["epoch"])
@@ -344,8 +438,10 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
                         stopped_early=trainer.stopped_early, selection_done=trainer.done)
         if not trainer.done:
             run.update_info(status="stopped")
-            _plot_learning_curves(run, cfg, trainer.history)
-            partial = evaluate_run(run.path, "val", which=cfg.train.select, dataset=data.dataset)
+            if main:
+                _plot_learning_curves(run, cfg, trainer.history)
+            partial = distributed.from_main(lambda: evaluate_run(
+                run.path, "val", which=cfg.train.select, dataset=data.dataset))
             tracking.stopped(run)
             return RunResult(run.path, None, partial, trainer.history, trainer.best_epoch,
                              trainer.epoch, seconds, False)
@@ -353,9 +449,11 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
         dataset: WindowedDataset | None = data.dataset
     else:
         dataset = None
-    val_report = evaluate_run(run.path, "val", which=cfg.train.select, dataset=dataset)
-    history = run.read_history()
-    _plot_learning_curves(run, cfg, history)
+    val_report = distributed.from_main(lambda: evaluate_run(
+        run.path, "val", which=cfg.train.select, dataset=dataset))
+    history = distributed.from_main(run.read_history)
+    if main:
+        _plot_learning_curves(run, cfg, history)
     best_epoch = int(info["best_epoch"])
     selected = best_epoch if cfg.train.select == "best" else int(info["epochs"])
     # at the last epoch's step, so MLflow's latest val_* values are the selected checkpoint's
@@ -367,7 +465,7 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
     if cfg.train.refit:
         refit_cfg = replace(cfg, train=replace(cfg.train, epochs=selected,
                                                early_stopping=None))
-        ckpt = _load_resume_checkpoint(run.refit_last, None)
+        ckpt = distributed.from_main(lambda: _load_resume_checkpoint(run.refit_last, None))
         data = prepare_refit_data(cfg, None if ckpt is None else
                                   ckpt["preprocessing"]["normalizer"], dataset)
         dataset = data.dataset
@@ -397,10 +495,14 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
         tracking.tracker.finish("FINISHED")
         return RunResult(run.path, None, val_report, history, best_epoch, selected, seconds,
                          True)
-    if dataset is None:
-        dataset = _load(cfg)
-    test_report = evaluate_run(run.path, "test", dataset=dataset)
-    _finish_tracking(tracking.tracker, run, cfg, test_report, seconds, dataset)
+
+    def final_test() -> EvalReport:
+        ds = dataset if dataset is not None else _load(cfg)
+        report = evaluate_run(run.path, "test", dataset=ds)
+        _finish_tracking(tracking.tracker, run, cfg, report, seconds, ds)
+        return report
+
+    test_report = distributed.from_main(final_test)
     return RunResult(run.path, test_report, val_report, history, best_epoch, selected, seconds,
                      True)
 
@@ -454,6 +556,10 @@ def _load(cfg: ExperimentConfig) -> WindowedDataset:
         if d.sampling_rate is not None:
             ds = ds.resample(d.sampling_rate)
         window, hop = window_and_hop(d, ds.sampling_rate, ds.window, ds.hop)
+        if d.window_cache != "off":  # windows gathered on demand, never materialised
+            return lazy_recording_windows(ds, d.window_cache, window, hop, d.label_policy,
+                                          d.min_labeled, d.min_purity, d.test_subjects,
+                                          d.channels)
         windowed = ds.to_windows(window, hop, d.label_policy, d.min_labeled, d.min_purity,
                                  d.test_subjects)
     else:
@@ -466,6 +572,8 @@ def _load(cfg: ExperimentConfig) -> WindowedDataset:
         windowed = windowed.select_channels(d.channels)
     if "train" not in windowed.splits:
         raise ConfigError(f"dataset {windowed.name!r} has no 'train' split")
+    if d.window_cache != "off":
+        return lazy_windowed(windowed, d.window_cache)
     return windowed
 
 

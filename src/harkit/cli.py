@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,6 +80,53 @@ def _print_tracking(run_dir: Path) -> None:
                       f"--backend-store-uri {uri})", soft_wrap=True)
 
 
+_DDP = "multi-process training (DDP)"
+
+
+def _launch_workers(config: Path | None, overrides: list[str], resume: Path | None, nproc: int,
+                    nnodes: int, node_rank: int | None, rdzv_endpoint: str | None,
+                    rdzv_backend: str, rdzv_id: str | None, torchrun_args: str | None) -> bool:
+    """Re-run this command in torchrun workers when DDP was asked for and this process is
+    not already one of them; True if it did (and they succeeded)."""
+    import shlex
+
+    from harkit.training import distributed
+
+    if distributed.under_torchrun() or (nproc * nnodes == 1 and rdzv_endpoint is None):
+        return False
+    from harkit.api import check_distributed
+
+    if resume is None or nnodes == 1:  # on other nodes the run may be on rank 0's node only
+        check_distributed(config, overrides=overrides, resume=resume,
+                          world_size=nproc * nnodes)
+    argv = _ARGV if _ARGV is not None else sys.argv[1:]
+    status = distributed.launch(
+        _without_launch_options(argv), nproc, command=["harkit", *argv], nnodes=nnodes,
+        node_rank=node_rank, rdzv_endpoint=rdzv_endpoint, rdzv_backend=rdzv_backend,
+        rdzv_id=rdzv_id, extra=shlex.split(torchrun_args or ""))
+    if status != 0:
+        raise HarkitError(f"a training process failed (torchrun exit status {status}); its "
+                          "error is above")
+    return True
+
+
+def _without_launch_options(argv: list[str]) -> list[str]:
+    """``argv`` minus the launcher's own options (the workers do not need them, and torchrun
+    would take ``--nproc`` for an abbreviation of its ``--nproc-per-node``)."""
+    options = ("--nproc", "--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-backend",
+               "--rdzv-id", "--torchrun-args")
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True  # and its value
+        elif not arg.startswith(tuple(f"{o}=" for o in options)):
+            out.append(arg)
+    return out
+
+
 @app.command()
 def train(
     dataset: Annotated[str | None, typer.Option(help="registered dataset (harkit datasets)")] = None,
@@ -101,6 +149,26 @@ def train(
     tracking_uri: TrackingUriOption = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every epoch")] = False,
+    nproc: Annotated[int, typer.Option(
+        help="train data-parallel (DDP) in N processes per node, launched with torchrun; "
+             "train.batch_size stays the global batch. CPU: gloo; train.device=cuda: NCCL, "
+             "one GPU per process", min=1, rich_help_panel=_DDP)] = 1,
+    nnodes: Annotated[int, typer.Option(
+        help="number of nodes; run the same command on each (needs --rdzv-endpoint)",
+        min=1, rich_help_panel=_DDP)] = 1,
+    node_rank: Annotated[int | None, typer.Option(
+        help="this node's rank (default: assigned by the rendezvous)", rich_help_panel=_DDP)
+    ] = None,
+    rdzv_endpoint: Annotated[str | None, typer.Option(
+        help="HOST:PORT where the nodes meet (torchrun --rdzv-endpoint)", rich_help_panel=_DDP)
+    ] = None,
+    rdzv_backend: Annotated[str, typer.Option(help="torchrun rendezvous backend",
+                                              rich_help_panel=_DDP)] = "c10d",
+    rdzv_id: Annotated[str | None, typer.Option(
+        help="job id, the same on every node (default: harkit)", rich_help_panel=_DDP)] = None,
+    torchrun_args: Annotated[str | None, typer.Option(
+        help="more torchrun options, passed through: e.g. '--max-restarts 0'",
+        rich_help_panel=_DDP)] = None,
 ) -> None:
     """Train a model, evaluate its best-validation checkpoint on the test split, write plots."""
     # Without a terminal there is no progress bar: log one line per epoch instead.
@@ -111,10 +179,20 @@ def train(
     if resume is not None and config is not None:
         raise HarkitError("--resume takes the config stored in the run; drop --config")
     overrides += _tracking(track, tracking_uri, resume)
-    result = run_train(config, overrides=overrides, resume=resume, stop_after=stop_after,
-                       progress=progress and console.is_terminal, command=["harkit", *sys.argv[1:]])
-    from harkit.runs import RunDir
+    if _launch_workers(config, overrides, resume, nproc, nnodes, node_rank, rdzv_endpoint,
+                       rdzv_backend, rdzv_id, torchrun_args):
+        return  # the workers trained; rank 0 printed the summary
+    from harkit.training.distributed import COMMAND_ENV
 
+    command = (json.loads(os.environ[COMMAND_ENV]) if COMMAND_ENV in os.environ
+               else ["harkit", *sys.argv[1:]])  # a DDP worker records the launching command
+    result = run_train(config, overrides=overrides, resume=resume, stop_after=stop_after,
+                       progress=progress and console.is_terminal, command=command)
+    from harkit.runs import RunDir
+    from harkit.training.distributed import env_rank
+
+    if env_rank() != 0:
+        return  # a DDP worker: rank 0 reports
     info = RunDir(result.run_dir).info()
     console.print(f"run directory: {result.run_dir}")
     cfg = RunDir(result.run_dir).config()
@@ -425,6 +503,10 @@ def predict(
     output: Annotated[Path | None, typer.Option(help="write predictions as CSV or JSON "
                                                      "lines (.jsonl)")] = None,
     show: Annotated[int, typer.Option(help="rows to print")] = 20,
+    precision: Annotated[str, typer.Option(
+        help="inference arithmetic: fp32, bf16 (fast on CPUs with AVX512-BF16/AMX) or int8 "
+             "(dynamic quantisation); a lower precision is used only if it keeps the "
+             "probabilities within 0.02 of fp32")] = "fp32",
 ) -> None:
     """Predict one activity (with confidence) per window of a CSV of raw samples (an exported
     .onnx model runs in ONNX Runtime without importing torch)."""
@@ -432,7 +514,7 @@ def predict(
     from harkit.inference import load_predictor
 
     t0 = time.perf_counter()
-    pred = load_predictor(run)
+    pred = load_predictor(run, precision=precision)
     t1 = time.perf_counter()
     rows = pred.predict_csv(file, hop=hop)
     t2 = time.perf_counter()
@@ -570,21 +652,38 @@ def serve(
 
 
 @app.command()
-def models() -> None:
+def models(
+    flops: Annotated[bool, typer.Option(
+        "--flops", help="add the forward MFLOP of one window (harkit.perf.count_flops)")] = False,
+) -> None:
     """List the registered models; skeleton models read the joint layout of a skeleton
     dataset (on sensor data they see the channels as joints without bones)."""
     from harkit.models import MODELS, create_model
 
     t = Table(title="models: (batch, time, channels) -> (batch, classes) logits",
-              caption="parameters: for 9 channels, 6 classes, 128 steps")
-    for col in ("name", "kind", "parameters", "description"):
+              caption="parameters" + (" and MFLOP/window" if flops else "")
+              + ": for 9 channels, 6 classes, 128 steps")
+    cols = ("name", "kind", "parameters", *(["MFLOP/window"] if flops else []), "description")
+    for col in cols:
         t.add_column(col, no_wrap=col != "description",
-                     justify="right" if col == "parameters" else "left")
+                     justify="right" if col in ("parameters", "MFLOP/window") else "left")
     for e in MODELS.entries():
-        n = sum(p.numel() for p in create_model(e.name, 9, 6, 128).parameters())
+        model = create_model(e.name, 9, 6, 128)
+        n = sum(p.numel() for p in model.parameters())
+        extra = [_mflops(model)] if flops else []
         t.add_row(e.name, "skeleton" if e.tags.get("skeleton") else "sensor", f"{n:,}",
-                  e.description)
+                  *extra, e.description)
     console.print(t)
+
+
+def _mflops(model: Any) -> str:
+    """Forward MFLOP of one (128, 9) window, or '-' where the model cannot run on it."""
+    from harkit.perf import flops_per_window
+
+    try:
+        return f"{flops_per_window(model, (128, 9)) / 1e6:,.2f}"
+    except Exception:
+        return "-"
 
 
 @app.command()
@@ -604,13 +703,22 @@ def datasets() -> None:
     console.print(t)
 
 
+# The arguments main() was called with: `harkit train --nproc N` runs them again in each
+# torchrun worker.
+_ARGV: list[str] | None = None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 user error or usage error)."""
+    global _ARGV
+    _ARGV = list(argv) if argv is not None else sys.argv[1:]
     try:
         # standalone mode: Typer reports usage errors itself and exits with their status.
         app(args=argv, prog_name="harkit")
     except HarkitError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        rank = os.environ.get("RANK", "0") if "LOCAL_RANK" in os.environ else "0"
+        where = "" if rank == "0" else f"\\[rank {rank}] "  # which torchrun worker
+        err.print(f"{where}[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -51,6 +51,10 @@ class DataConfig:
     min_labeled: float = 0.5  # drop windows with a smaller fraction of labelled samples
     min_purity: float = 0.0  # drop windows whose majority class covers less (1.0: pure only)
     test_subjects: list[int] | None = None  # override the dataset-defined test subjects
+    # How training windows are held: "off" (materialised, N x T x C floats), "memory" (the
+    # samples once, windows gathered per batch) or "mmap" (the samples memory-mapped from a
+    # window cache file beside the parsed-data cache): for windows larger than RAM
+    window_cache: str = "off"
 
 
 @dataclass
@@ -109,6 +113,15 @@ class TrainConfig:
     deterministic: bool = True
     num_threads: int | None = None  # torch intra-op threads; None = one per physical core
     device: str = "cpu"
+    # Arithmetic of the forward/backward pass: "fp32"; "bf16" (autocast to bfloat16: on CPUs
+    # with AVX512-BF16/AMX and on recent GPUs, weights and optimiser stay fp32); "fp16" (CUDA
+    # only, with loss scaling). Checkpoints are fp32 whatever the precision.
+    precision: str = "fp32"
+    compile: bool = False  # torch.compile the training forward pass (pays a warm-up once)
+    # Multi-process training (harkit train --nproc N, DDP): BatchNorm statistics over the
+    # global batch of all processes, as in a single-process run (false: each process
+    # normalises with its own share's statistics)
+    sync_batchnorm: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

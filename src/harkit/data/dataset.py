@@ -75,6 +75,11 @@ class WindowSet:
     def __len__(self) -> int:
         return len(self.X)
 
+    @property
+    def window_len(self) -> int:
+        """Samples per window (``X.shape[1]``)."""
+        return int(self.X.shape[1])
+
     def select(self, mask: np.ndarray) -> WindowSet:
         """Windows where ``mask`` is true (boolean array or index array)."""
         return WindowSet(self.X[mask], self.y[mask], self.subjects[mask])
@@ -118,7 +123,7 @@ class WindowedDataset:
 
     @property
     def window_len(self) -> int:
-        return int(next(iter(self.splits.values())).X.shape[1])
+        return next(iter(self.splits.values())).window_len
 
     @property
     def n_channels(self) -> int:

@@ -99,6 +99,32 @@ def window_labels(labels: np.ndarray, starts: np.ndarray, window: int, policy: s
     return y.astype(np.int64), n_lab / window, purity
 
 
+def kept_windows(rec: Recording, window: int, hop: int, n_classes: int,
+                 label_policy: str = "majority", min_labeled: float = 0.5,
+                 min_purity: float = 0.0, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+    """First sample and label of each window of ``rec`` that :func:`window_recordings` keeps.
+
+    Labels are computed ``chunk`` windows at a time, so memory stays bounded even when
+    windows overlap heavily (a hop of one sample).
+
+    Example:
+        >>> rec = Recording(np.zeros((8, 1), np.float32), np.array([0, 0, 0, 1, 1, -1, -1, -1]),
+        ...                 subject=1, session="r")
+        >>> starts, y = kept_windows(rec, 4, 2, n_classes=2)
+        >>> starts.tolist(), y.tolist()
+        ([0, 2], [0, 1])
+    """
+    starts = window_starts(len(rec), window, hop)
+    kept_s, kept_y = [], []
+    for i in range(0, max(len(starts), 1), chunk):  # at least once: the policy is checked
+        s = starts[i : i + chunk]
+        y, frac, purity = window_labels(rec.labels, s, window, label_policy, n_classes)
+        keep = (y >= 0) & (frac >= min_labeled) & (purity >= min_purity)
+        kept_s.append(s[keep])
+        kept_y.append(y[keep])
+    return np.concatenate(kept_s), np.concatenate(kept_y)
+
+
 def window_recordings(recordings: list[Recording], window: int, hop: int, n_classes: int,
                       label_policy: str = "majority", min_labeled: float = 0.5,
                       min_purity: float = 0.0) -> tuple[WindowSet, np.ndarray, np.ndarray]:
@@ -117,16 +143,15 @@ def window_recordings(recordings: list[Recording], window: int, hop: int, n_clas
     Xs, ys, ss, ri, st = [], [], [], [], []
     n_ch = recordings[0].signal.shape[1] if recordings else 0
     for i, rec in enumerate(recordings):
-        starts = window_starts(len(rec), window, hop)
-        y, frac, purity = window_labels(rec.labels, starts, window, label_policy, n_classes)
-        keep = (y >= 0) & (frac >= min_labeled) & (purity >= min_purity)
-        if not keep.any():
+        starts, y = kept_windows(rec, window, hop, n_classes, label_policy, min_labeled,
+                                 min_purity)
+        if not len(starts):
             continue
-        Xs.append(sliding_windows(rec.signal, window, hop)[keep])
-        ys.append(y[keep])
-        ss.append(np.full(int(keep.sum()), rec.subject, dtype=np.int64))
-        ri.append(np.full(int(keep.sum()), i, dtype=np.int64))
-        st.append(starts[keep])
+        Xs.append(sliding_windows(rec.signal, window, hop)[starts // hop])
+        ys.append(y)
+        ss.append(np.full(len(starts), rec.subject, dtype=np.int64))
+        ri.append(np.full(len(starts), i, dtype=np.int64))
+        st.append(starts)
     if not Xs:
         empty = np.empty(0, dtype=np.int64)
         return (WindowSet(np.empty((0, window, n_ch), np.float32), empty, empty), empty, empty)

@@ -28,18 +28,26 @@ __all__ = ["EnsemblePredictor", "OnnxPredictor", "Predictor", "StreamEvent",
            "load_predictor", "read_samples_csv"]
 
 
-def load_predictor(path: str | Path, which: str | None = None) -> Predictor | OnnxPredictor:
+def load_predictor(path: str | Path, which: str | None = None,
+                   precision: str = "fp32") -> Predictor | OnnxPredictor:
     """The predictor for ``path``: an exported ``.onnx`` model runs in ONNX Runtime (torch is
     never imported); a ``.pt`` checkpoint or a run directory (its ``which`` model: final, best
-    or last) runs in PyTorch. Both apply the preprocessing stored with the model."""
+    or last) runs in PyTorch, with ``precision`` fp32, bf16 or int8 (dynamic quantisation).
+    Both apply the preprocessing stored with the model."""
     p = Path(path)
     if p.suffix == ".onnx":
+        from harkit.errors import ConfigError
         from harkit.inference.onnx_predictor import OnnxPredictor
 
+        if precision != "fp32":
+            raise ConfigError(f"{p}: precision={precision} applies to PyTorch models; an "
+                              ".onnx model runs as exported")
         return OnnxPredictor(p)
     from harkit.inference.predictor import Predictor
 
-    return Predictor.from_checkpoint(p) if p.is_file() else Predictor.from_run(p, which)
+    if p.is_file():
+        return Predictor.from_checkpoint(p, precision)
+    return Predictor.from_run(p, which, precision)
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,8 @@ from torch import nn
 from harkit.config import TrainConfig
 from harkit.errors import ConfigError
 from harkit.evaluation.metrics import basic_scores
+from harkit.training import distributed
+from harkit.training.precision import autocast, check_precision, grad_scaler
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,17 @@ class EpochResult:
         return asdict(self)
 
 
-def predict_logits(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits of ``model`` on windows ``X`` ``(N, T, C)`` in eval mode, batched."""
+def predict_logits(model: nn.Module, X: torch.Tensor, batch_size: int = 1024,
+                   precision: str = "fp32") -> torch.Tensor:
+    """Logits of ``model`` on windows ``X`` ``(N, T, C)`` in eval mode, batched; fp32 logits
+    whatever the ``precision`` of the arithmetic."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters(), torch.empty(0)).device
     try:
-        with torch.inference_mode():
-            outs = [model(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+        with torch.inference_mode(), autocast(device, precision):
+            outs = [model(X[i : i + batch_size].to(device)).float()
+                    for i in range(0, len(X), batch_size)]
     finally:
         model.train(was_training)
     if not outs:
@@ -121,6 +127,7 @@ def _check_config(cfg: TrainConfig) -> None:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
+    check_precision(cfg.precision, cfg.device)
 
 
 class Trainer:
@@ -144,6 +151,17 @@ class Trainer:
     (un-augmented) training windows; a resumed fit restores its result from the checkpoint
     instead. A ``closed_form`` model's fit_init is the whole training: it is recorded as one
     epoch (validated, checkpointed by the callbacks) and the fit is then done.
+
+    Under DDP (a process group of W > 1 processes, see :mod:`harkit.training.distributed`)
+    the model trains through ``DistributedDataParallel``; ``cfg.batch_size`` stays the global
+    batch: every rank draws the same seeded permutation and takes its ``batch_size / W``
+    contiguous share of each global batch (the last one cut to a multiple of W windows), so
+    all ranks take the same number of steps and DDP's gradient average is the gradient of the
+    mean loss over the global batch. With ``cfg.sync_batchnorm`` BatchNorm statistics are
+    over the global batch too. Training metrics are summed over the ranks; rank 0 validates
+    and sends its scores to all, so selection and early stopping agree; only rank 0 logs.
+    ``state_dict()`` holds the unwrapped model, interchangeable between 1 and W processes.
+    Closed-form models are refused under DDP.
     """
 
     def __init__(self, model: nn.Module, cfg: TrainConfig,
@@ -153,7 +171,7 @@ class Trainer:
                  callbacks: list[Callable[[Trainer, EpochResult], None]] | None = None) -> None:
         _check_config(cfg)
         self.cfg = cfg
-        self.device = torch.device(cfg.device)
+        self.device = torch.device(distributed.rank_device(cfg.device))
         self.model = model.to(self.device)
         self.X, self.y = train
         self.val = val
@@ -166,11 +184,23 @@ class Trainer:
         self.n_classes = int(getattr(model, "n_classes", int(self.y.max()) + 1))
         self.closed_form = bool(getattr(model, "closed_form", False))
         self.initialised = False  # fit_init has run (or its result was restored)
-        # A final batch of one window is dropped (BatchNorm cannot train on it); with
-        # shuffling a different window sits out each epoch.
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        if self.world_size > 1:
+            self._setup_distributed()
+        # A final batch of one window (per process) is dropped (BatchNorm cannot train on
+        # it); with shuffling a different window sits out each epoch.
         full, rest = divmod(len(self.X), cfg.batch_size)
-        self.steps_per_epoch = max(full + (1 if rest >= 2 else 0), 1)
+        self.steps_per_epoch = max(full + (1 if rest // self.world_size >= 2 else 0), 1)
         self.optimizer = _make_optimizer(self.model, cfg)
+        self.scaler = grad_scaler(self.device, cfg.precision)
+        # The module the training steps call: compiled when asked (it shares the model's
+        # parameters, so state_dict, EMA and checkpoints are unaffected).
+        self.forward_model: nn.Module = self.model
+        if cfg.compile and not self.closed_form:
+            self.forward_model = torch.compile(self.model)  # type: ignore[assignment]
+        if self.world_size > 1:  # the steps run through DDP (compiled around it if asked)
+            ddp = distributed.wrap_ddp(self.model, self.device)
+            self.forward_model = torch.compile(ddp) if cfg.compile else ddp  # type: ignore[assignment]
         self.scheduler = _make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.ema: torch.optim.swa_utils.AveragedModel | None = None
@@ -188,6 +218,17 @@ class Trainer:
         self.best_epoch = 0
         self.bad_epochs = 0
         self.stopped_early = False
+
+    def _setup_distributed(self) -> None:
+        """Check that the run can be split over the ranks; synchronise BatchNorm."""
+        cfg, w = self.cfg, self.world_size
+        distributed.check_trainable(self.model)
+        distributed.check_batch_size(cfg.batch_size, w)
+        if len(self.X) < cfg.batch_size and len(self.X) // w < 2:
+            raise ConfigError(f"the training split has {len(self.X)} windows: too few to "
+                              f"give each of {w} processes two of them")
+        if cfg.sync_batchnorm:
+            self.model = distributed.convert_sync_batchnorm(self.model, self.device)
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -211,6 +252,7 @@ class Trainer:
             "bad_epochs": self.bad_epochs,
             "stopped_early": self.stopped_early,
             "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -227,6 +269,8 @@ class Trainer:
         self.bad_epochs = int(state["bad_epochs"])
         self.stopped_early = bool(state.get("stopped_early", False))
         self.initialised = True  # the checkpoint's buffers hold fit_init's result
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["rng"]["generator"])
         torch.set_rng_state(state["rng"]["torch"])
 
@@ -247,7 +291,7 @@ class Trainer:
         total = 1 if self.closed_form else self.cfg.epochs * self.steps_per_epoch
         with Progress("[progress.description]{task.description}", BarColumn(),
                       MofNCompleteColumn(), TimeElapsedColumn(), "{task.fields[info]}",
-                      disable=not progress, transient=False) as bar:
+                      disable=not progress or self.rank != 0, transient=False) as bar:
             task = bar.add_task("training", total=total,
                                 completed=min(self.epoch * self.steps_per_epoch, total), info="")
             while not self.done and (stop_after is None or done_now < stop_after):
@@ -263,14 +307,15 @@ class Trainer:
                     "" if self.val is None else f" val F1 {result.val_f1:.4f}")
                 bar.update(task, description=f"epoch {result.epoch}/{self.cfg.epochs}",
                            info=info)
+                say = log.info if self.rank == 0 else log.debug  # rank 0 speaks for all
                 if self.val is None:
-                    log.info("epoch %d (fit on all training subjects): train loss %.4f acc %.4f",
-                             result.epoch, result.train_loss, result.train_acc)
+                    say("epoch %d (fit on all training subjects): train loss %.4f acc %.4f",
+                        result.epoch, result.train_loss, result.train_acc)
                 else:
-                    log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f "
-                             "macro F1 %.4f%s", result.epoch, result.train_loss,
-                             result.train_acc, result.val_loss, result.val_acc, result.val_f1,
-                             " (best)" if result.is_best else "")
+                    say("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f "
+                        "macro F1 %.4f%s", result.epoch, result.train_loss,
+                        result.train_acc, result.val_loss, result.val_acc, result.val_f1,
+                        " (best)" if result.is_best else "")
                 for cb in self.callbacks:
                     cb(self, result)
         return self.history
@@ -304,19 +349,27 @@ class Trainer:
         perm = torch.randperm(len(self.X), generator=self.generator)
         total_loss, correct, seen = 0.0, 0, 0
         for step in range(self.steps_per_epoch):
-            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            xb, yb = self.X[idx], self.y[idx]
-            if self.augment is not None:
-                xb = self.augment(xb, self.generator)
+            xb, yb = self._batch(perm, step)
             xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
-            logits = self.model(xb)
+            with autocast(self.device, cfg.precision):
+                logits = self.forward_model(xb).float()
             loss = F.cross_entropy(logits, yb, weight=self.loss_weight,
                                    label_smoothing=cfg.label_smoothing)
+            if self.world_size > 1 and self.loss_weight is not None:
+                loss = loss * self._weight_share(yb)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if self.scaler is not None:  # fp16: scaled loss, unscaled before clipping
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+            else:
+                loss.backward()
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
             if cfg.scheduler == "onecycle" and self.scheduler is not None:
@@ -327,15 +380,61 @@ class Trainer:
             correct += int((logits.argmax(1) == yb).sum())
             seen += len(yb)
             on_step()
+        if self.world_size > 1:  # the epoch's metrics over every rank's windows
+            total_loss, correct_all, seen_all = distributed.all_reduce_sum(
+                [total_loss, correct, seen])
+            correct, seen = round(correct_all), round(seen_all)
         lr = float(self.optimizer.param_groups[0]["lr"])
         return self._end_epoch(t0, total_loss / seen, correct / seen, lr)
+
+    def _batch(self, perm: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's windows ``(b, T, C)`` and labels of global batch ``step`` of ``perm``.
+
+        Under DDP the global batch (the last one cut to a multiple of the world size) is split
+        into contiguous equal shares, rank r taking the r-th. Augmentation is drawn for the
+        whole global batch on every rank, then cut: the generator advances identically on all
+        ranks (the next permutation agrees, a resumed run continues exactly) and each window
+        is augmented as in a single-process run.
+        """
+        b = self.cfg.batch_size
+        idx = perm[step * b : (step + 1) * b]  # index tensors: no per-sample Python
+        share = slice(None)
+        if self.world_size > 1:
+            n = len(idx) // self.world_size
+            idx = idx[: n * self.world_size]
+            share = slice(self.rank * n, (self.rank + 1) * n)
+            if self.augment is None:
+                idx, share = idx[share], slice(None)
+        xb, yb = self.X[idx], self.y[idx]
+        if self.augment is not None:
+            xb = self.augment(xb, self.generator)
+        return xb[share], yb[share]
+
+    def _weight_share(self, yb: torch.Tensor) -> float:
+        """Factor turning this rank's class-weighted mean loss into its part of the weighted
+        mean over the global batch (what DDP's gradient average then sums up)."""
+        assert self.loss_weight is not None
+        local = float(self.loss_weight[yb].sum())
+        (total,) = distributed.all_reduce_sum([local])
+        return self.world_size * local / total
+
+    def _validate(self) -> tuple[float, float, float]:
+        """Validation (loss, accuracy, macro F1); under DDP rank 0 evaluates and sends the
+        scores to every rank, so best-epoch, early-stopping and plateau decisions agree."""
+        assert self.val is not None
+        if self.world_size == 1:
+            return self.evaluate(*self.val)
+        nan = float("nan")
+        scores = self.evaluate(*self.val) if self.rank == 0 else (nan, nan, nan)
+        loss, acc, f1 = distributed.broadcast_floats(scores)
+        return loss, acc, f1
 
     def _end_epoch(self, t0: float, train_loss: float, train_acc: float,
                    lr: float) -> EpochResult:
         """Validate, step epoch-wise schedules, track the best epoch and record the history."""
         cfg = self.cfg
         nan = float("nan")
-        val_loss, val_acc, val_f1 = (nan, nan, nan) if self.val is None else self.evaluate(*self.val)
+        val_loss, val_acc, val_f1 = (nan, nan, nan) if self.val is None else self._validate()
         if self.closed_form:
             pass  # no optimiser steps were taken: nothing to schedule
         elif self.scheduler is not None and cfg.scheduler in ("step", "cosine"):
@@ -359,8 +458,8 @@ class Trainer:
 
     def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
         """(loss, accuracy, macro F1) of the current model on ``X``, ``y``."""
-        logits = predict_logits(self.eval_model, X.to(self.device))
-        loss = float(F.cross_entropy(logits, y.to(self.device)))
+        logits = predict_logits(self.eval_model, X, precision=self.cfg.precision)
+        loss = float(F.cross_entropy(logits, y.to(logits.device)))
         pred = logits.argmax(1).cpu().numpy()
         acc, f1 = basic_scores(y.numpy(), pred, self.n_classes)
         return loss, acc, f1
