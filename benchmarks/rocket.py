@@ -48,7 +48,7 @@ def _scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
             "macro_f1": float(f1_score(y, pred, average="macro"))}
 
 
-def aeon_worker(npz: str, out: str, names: list[str]) -> None:
+def aeon_worker(npz: str, out: str, names: list[str], threads: int = THREADS) -> None:
     """Runs inside the aeon interpreter: fit and predict each classifier, write JSON."""
     import aeon
     from aeon.classification import convolution_based as cb
@@ -56,7 +56,7 @@ def aeon_worker(npz: str, out: str, names: list[str]) -> None:
     d = np.load(npz)
     results = []
     for name in names:
-        clf = getattr(cb, name)(random_state=0, n_jobs=THREADS)
+        clf = getattr(cb, name)(random_state=0, n_jobs=threads)
         t0 = time.perf_counter()
         clf.fit(d["X_train"], d["y_train"])
         fit = time.perf_counter() - t0
@@ -100,13 +100,22 @@ def run_harkit(name: str, train: Any, test: Any, preprocessing: dict[str, Any]) 
             **_scores(test.y, pred)}
 
 
-def run_aeon(python: str, npz: Path, names: list[str], tmp: str) -> list[dict[str, Any]]:
+def write_aeon_npz(path: Path, train: Any, test: Any) -> None:
+    """Save the raw train / test windows in aeon's layout for :func:`run_aeon`."""
+    # aeon's layout (N, channels, time); the raw windows, as a user would pass them
+    np.savez(path, X_train=train.X.transpose(0, 2, 1).astype(np.float64),
+             y_train=train.y, X_test=test.X.transpose(0, 2, 1).astype(np.float64),
+             y_test=test.y)
+
+
+def run_aeon(python: str, npz: Path, names: list[str], tmp: str,
+             threads: int = THREADS) -> list[dict[str, Any]]:
     """Fit and predict aeon's ``names`` in a subprocess of the aeon interpreter."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "NUMBA_NUM_THREADS": str(THREADS),
-           "OPENBLAS_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads),
+           "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     out = Path(tmp) / "aeon.json"
     subprocess.run([python, __file__, "--aeon-worker", str(npz), str(out),
-                    "--aeon-names", *names], check=True, env=env)
+                    "--aeon-names", *names, "--aeon-threads", str(threads)], check=True, env=env)
     return list(json.loads(out.read_text()))
 
 
@@ -125,9 +134,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "rocket.json"))
     ap.add_argument("--aeon-worker", nargs=2, metavar=("NPZ", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--aeon-names", nargs="*", default=[], help=argparse.SUPPRESS)
+    ap.add_argument("--aeon-threads", type=int, default=THREADS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.aeon_worker:
-        aeon_worker(*args.aeon_worker, args.aeon_names)
+        aeon_worker(*args.aeon_worker, args.aeon_names, args.aeon_threads)
         return
 
     import torch
@@ -152,10 +162,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "uci.npz"
-        # aeon's layout (N, channels, time); the raw windows, as a user would pass them
-        np.savez(npz, X_train=train.X.transpose(0, 2, 1).astype(np.float64),
-                 y_train=train.y, X_test=test.X.transpose(0, 2, 1).astype(np.float64),
-                 y_test=test.y)
+        write_aeon_npz(npz, train, test)
         for name in args.models:
             for r in range(args.repeat):
                 if not args.skip_harkit:
