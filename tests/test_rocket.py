@@ -217,6 +217,24 @@ def test_ridge_with_one_alpha_matches_sklearn_ridge_classifier(n: int, p: int,
     np.testing.assert_allclose(logits.numpy(), ours, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(("n", "p", "n_classes"), [(60, 25, 3), (40, 120, 4), (50, 30, 2)])
+def test_one_alpha_calibration_equals_the_eigendecomposition_path(n: int, p: int,
+                                                                  n_classes: int) -> None:
+    """The Cholesky path's leave-one-out leverages give the same calibrated head as the
+    eigendecomposition path does for the same alpha."""
+    rng = np.random.default_rng(n + 7 * p)
+    y = np.arange(n) % n_classes
+    Z = rng.standard_normal((n, p))
+    Z[np.arange(n), y] += 3.0  # class k lifts feature k
+    one = ridge_loo(torch.tensor(Z), torch.tensor(y), n_classes, [3.0], calibrate=True)
+    # a second, absurd alpha loses the leave-one-out contest: the eigen path must pick 3.0
+    eig = ridge_loo(torch.tensor(Z), torch.tensor(y), n_classes, [3.0, 1e12], calibrate=True)
+    assert one[2] == eig[2] == 3.0
+    for a, b in zip(one, eig, strict=True):
+        if isinstance(a, torch.Tensor):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_fit_init_folds_the_standardisation_into_the_head(name: str) -> None:
     X, y = _data()

@@ -596,6 +596,9 @@ def window_and_hop(d: Any, rate: float, default_window: int, default_hop: int) -
     return window, default_hop
 
 
+_LAST_PREDICTOR: dict[tuple[str, int, int, int], Any] = {}
+
+
 def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = None,
                  dataset: WindowedDataset | None = None, plots: bool = True) -> EvalReport:
     """Evaluate a run's model on ``split`` (``test`` or ``val``); save the report and plots.
@@ -616,7 +619,16 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = N
     run = RunDir.open(run_dir)
     cfg = run.config()
     path = run.model_checkpoint(cfg, which)
-    predictor = Predictor.from_checkpoint(path)  # the model with its own stored preprocessing
+    # the model with its own stored preprocessing; the validation and test reports of one
+    # run usually score the same checkpoint, so the last Predictor built is reused while the
+    # file is unchanged (checkpoints are replaced by rename, so a new one never matches)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_mtime_ns, st.st_size)
+    predictor = _LAST_PREDICTOR.get(key)
+    if predictor is None:
+        predictor = Predictor.from_checkpoint(path)
+        _LAST_PREDICTOR.clear()
+        _LAST_PREDICTOR[key] = predictor
     ds = dataset if dataset is not None else _load(cfg)
     if split == "test":
         if "test" not in ds.splits:

@@ -134,7 +134,9 @@ class Predictor(WindowPredictorMixin):
                 log.warning("%s; predicting in fp32", why)
             else:
                 self._forward, self.precision = low, precision
-        if optimize and self.precision == "fp32":
+        # Models may opt out of tracing (the random-kernel family: no faster traced, and
+        # MultiRocket takes ~25 s to trace).
+        if optimize and self.precision == "fp32" and getattr(model, "trace_for_inference", True):
             self._forward = optimize_for_inference(self.model, self.window_len,
                                                    len(self.channels))
             # TorchScript profiles the first calls of each input shape before optimising
