@@ -76,6 +76,19 @@ def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0][:200] if text else ''}"
 
 
+def split_model(spec: str) -> tuple[str, dict[str, str]]:
+    """``"harcnn[width=32,hidden=64]"`` -> ``("harcnn", {"width": "32", "hidden": "64"})``."""
+    name, _, rest = spec.partition("[")
+    params = dict(p.split("=", 1) for p in rest.rstrip("]").split(",") if "=" in p)
+    return name, params
+
+
+def model_overrides(spec: str) -> list[str]:
+    """Config overrides for a model spec such as ``harcnn[width=32]``."""
+    name, params = split_model(spec)
+    return [f"model.name={name}", *(f"model.{k}={v}" for k, v in params.items())]
+
+
 def sensor_models() -> list[str]:
     """Registered models that take sensor windows (skeleton models are skipped)."""
     from harkit.models import MODELS
@@ -134,7 +147,7 @@ class Worker:
         t0 = time.perf_counter()
         self.cfg = apply_overrides(ExperimentConfig(), [
             f"data.dataset={s['dataset']}", f"data.data_dir={s['data_dir']}",
-            f"model.name={s['model']}", f"train.batch_size={s['batch_size']}"])
+            *model_overrides(s["model"]), f"train.batch_size={s['batch_size']}"])
         self.data = prepare_data(self.cfg)
         self.row["load_seconds"] = time.perf_counter() - t0
         tr = self.data.train
@@ -324,7 +337,7 @@ class Worker:
                 trainer.stopped_early = True  # ends the run after this epoch, as early stopping
 
         overrides = [f"data.dataset={s['dataset']}", f"data.data_dir={s['data_dir']}",
-                     f"model.name={s['model']}", f"train.epochs={epochs}", "train.refit=false",
+                     *model_overrides(s["model"]), f"train.epochs={epochs}", "train.refit=false",
                      f"train.batch_size={s['batch_size']}", f"train.num_threads={s['threads']}",
                      "tracking.enabled=false"]
         with tempfile.TemporaryDirectory() as tmp, track_peak_rss() as m:
@@ -531,7 +544,9 @@ def peer_lines(peers: list[dict[str, Any]], batch: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data-dir", default=os.environ.get("HARKIT_DATA_DIR", "../shared/data"))
-    ap.add_argument("--models", nargs="*", help="registered sensor models (default: all)")
+    ap.add_argument("--models", nargs="*",
+                    help="registered sensor models (default: all); with parameters as "
+                         "harcnn[width=32]")
     ap.add_argument("--datasets", nargs="*", default=DATASETS, choices=DATASETS)
     ap.add_argument("--quick", action="store_true",
                     help="throughput and inference only, few steps; no F1 run, no peers")
@@ -571,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()
     available = sensor_models()
     names = args.models or available
-    unknown = sorted(set(names) - set(available))
+    unknown = sorted({split_model(n)[0] for n in names} - set(available))
     if unknown:
         raise SystemExit(f"--models: {unknown} are not registered sensor models; "
                          f"choose from {available}")
@@ -595,7 +610,8 @@ def main(argv: list[str] | None = None) -> int:
                     "batch_size": args.batch_size, "threads": threads, "steps": args.steps,
                     "rounds": args.rounds, "warmup": args.warmup, "quick": args.quick,
                     "latency_repeats": args.latency_repeats, "no_recipe": args.no_recipe,
-                    "epochs": epochs_for.get(name, args.epochs), "time_budget": args.time_budget}
+                    "epochs": epochs_for.get(split_model(name)[0], args.epochs),
+                    "time_budget": args.time_budget}
             row = run_worker(spec, args.worker_timeout)
             rows.append(row)
             log.info("%s / %s: %.0f s%s", dataset, name, time.perf_counter() - t0,

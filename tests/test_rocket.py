@@ -302,7 +302,7 @@ def test_minirocket_trains_through_the_pipeline(tiny_cfg: list[str]) -> None:
     # the refit fitted its own biases on all training subjects
     assert not torch.equal(final["weights"]["rocket.biases"], sel["weights"]["rocket.biases"])
     p = harkit.Predictor.from_run(r.run_dir)
-    assert isinstance(p._forward, torch.jit.ScriptModule)  # the traced fast path is used
+    assert p._forward is p.model  # predicted eagerly: a trace is no faster for this family
     from harkit.data import load_dataset
 
     ds = load_dataset("uci-har", data_dir=str(Path(tiny_cfg[0].split("=", 1)[1])))
