@@ -193,14 +193,14 @@ class Trainer:
         self.steps_per_epoch = max(full + (1 if rest // self.world_size >= 2 else 0), 1)
         self.optimizer = _make_optimizer(self.model, cfg)
         self.scaler = grad_scaler(self.device, cfg.precision)
-        # The module the training steps call: compiled when asked (it shares the model's
-        # parameters, so state_dict, EMA and checkpoints are unaffected).
+        # The module the training steps call: the model, under DDP its wrapper, compiled when
+        # asked (all share the model's parameters, so state_dict, EMA and checkpoints are
+        # unaffected).
         self.forward_model: nn.Module = self.model
+        if self.world_size > 1:
+            self.forward_model = distributed.wrap_ddp(self.model, self.device)
         if cfg.compile and not self.closed_form:
-            self.forward_model = torch.compile(self.model)  # type: ignore[assignment]
-        if self.world_size > 1:  # the steps run through DDP (compiled around it if asked)
-            ddp = distributed.wrap_ddp(self.model, self.device)
-            self.forward_model = torch.compile(ddp) if cfg.compile else ddp  # type: ignore[assignment]
+            self.forward_model = torch.compile(self.forward_model)  # type: ignore[assignment]
         self.scheduler = _make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.ema: torch.optim.swa_utils.AveragedModel | None = None
