@@ -194,11 +194,33 @@ def cached_parse(dataset: str, version: int, src: Path, parse: Callable[[Path], 
     fetches it again instead of failing forever; nothing is cached from a failed parse.
     """
     cache = cache_dir() / "parsed" / f"{dataset}-v{version}-{fingerprint(src)}.npz"
-    if use_cache and cache.exists():
-        try:
-            return load(cache)
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            pass  # rebuilt below
+    if not use_cache:
+        return _parse_and_save(src, parse, save, cache, False)
+    cached = _load_cached(cache, load)
+    if cached is not None:
+        return cached
+    with contextlib.ExitStack() as stack:
+        try:  # one process parses and fills the entry; the others wait, then read its file
+            stack.enter_context(file_lock(cache.with_name(cache.name + ".lock")))
+        except OSError:  # a read-only cache: parse without caching
+            return _parse_and_save(src, parse, save, cache, False)
+        cached = _load_cached(cache, load)
+        if cached is not None:
+            return cached
+        return _parse_and_save(src, parse, save, cache, True)
+
+
+def _load_cached(cache: Path, load: Callable[[Path], T]) -> T | None:
+    if not cache.exists():
+        return None
+    try:
+        return load(cache)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None  # a damaged entry is rebuilt
+
+
+def _parse_and_save(src: Path, parse: Callable[[Path], T], save: Callable[[T, IO[Any]], None],
+                    cache: Path, use_cache: bool) -> T:
     try:
         result = parse(src)
     except DataFormatError as e:

@@ -12,6 +12,7 @@ import functools
 import logging
 import subprocess
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harkit.config import TrackingConfig
+from harkit.data.store import file_lock
 from harkit.errors import HarkitError
 from harkit.tracking import Tracker, metric_key, resolve_uri
 
@@ -58,16 +60,57 @@ def _global_tracking_uri(uri: str) -> Iterator[None]:
         mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]
 
 
+def store_lock_path(uri: str) -> Path | None:
+    """The lock file that serialises the creation of a local MLflow store (its schema
+    migration), of experiments and of runs between processes; None for a tracking server,
+    which does its own locking.
+
+    Example:
+        >>> str(store_lock_path("sqlite:////tmp/x/mlflow.db"))
+        '/tmp/x/mlflow.db.lock'
+        >>> store_lock_path("http://host:5000") is None
+        True
+    """
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "sqlite":
+        path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+        if not path or path == ":memory:":
+            return None
+        db = Path(path)
+        return db.with_name(db.name + ".lock")
+    if parsed.scheme in ("", "file"):
+        store = Path(urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else uri)
+        return store.with_name(store.name + ".lock")
+    return None
+
+
+# A local store that another process is writing answers "database is locked" for a moment.
+_TRANSIENT = ("database is locked", "database table is locked", "busy")
+RETRIES = 6
+
+
+def _transient(e: Exception) -> bool:
+    return any(t in str(e).lower() for t in _TRANSIENT)
+
+
 def _guarded(method: Callable[..., None]) -> Callable[..., None]:
     """A tracking call that fails (the server went away, the disk filled up) warns once and
-    switches the tracker off: a long training run is never lost to its tracker."""
+    switches the tracker off: a long training run is never lost to its tracker. A store
+    locked by another process is retried with backoff first."""
 
     @functools.wraps(method)
     def call(self: MlflowTracker, *args: Any, **kwargs: Any) -> None:
         if self.broken:
             return
         try:
-            method(self, *args, **kwargs)
+            for attempt in range(RETRIES):
+                try:
+                    method(self, *args, **kwargs)
+                    return
+                except Exception as e:
+                    if not _transient(e) or attempt == RETRIES - 1:
+                        raise
+                    time.sleep(0.05 * 2**attempt)
         except Exception as e:  # MlflowException, OSError, requests' errors, ...
             self.broken = True
             log.warning("MLflow tracking failed (%s: %s) in %s; the run continues untracked "
@@ -94,31 +137,56 @@ class MlflowTracker(Tracker):
         from mlflow.exceptions import MlflowException
 
         uri = resolve_uri(cfg)
+        lock = store_lock_path(uri)
         try:
-            client = MlflowClient(tracking_uri=uri)
-            if run_id is not None:
-                client.update_run(run_id, status="RUNNING")
-                return cls(client, run_id, uri, cfg)
-            exp = client.get_experiment_by_name(cfg.experiment)
-            exp_id = exp.experiment_id if exp is not None else client.create_experiment(
-                cfg.experiment)
-            all_tags = {"mlflow.runName": name, "mlflow.source.type": "LOCAL",
-                        "mlflow.source.name": "harkit", **tags}
-            commit = git_commit(Path.cwd())
-            if commit:
-                all_tags["mlflow.source.git.commit"] = commit
-            import harkit
-
-            own = git_commit(Path(harkit.__file__).resolve().parent)
-            if own:
-                all_tags["harkit.git_commit"] = own
-            if parent_id is not None:
-                all_tags["mlflow.parentRunId"] = parent_id
-            run = client.create_run(exp_id, run_name=name,
-                                    tags={k: str(v) for k, v in all_tags.items()})
+            # Concurrent `harkit train` processes on one fresh local store would otherwise race
+            # through its schema migration and the experiment's creation.
+            with file_lock(lock) if lock is not None else contextlib.nullcontext():
+                return cls._start(client_cls=MlflowClient, uri=uri, cfg=cfg, name=name,
+                                  run_id=run_id, parent_id=parent_id, tags=tags)
         except MlflowException as e:
             raise HarkitError(f"MLflow tracking at {uri}: {e.message}; fix tracking.uri or "
                               "switch tracking off (--no-track, HARKIT_TRACKING=0)") from None
+        except Exception as e:  # the store's database layer (sqlalchemy), the file system
+            raise HarkitError(f"MLflow tracking at {uri}: {type(e).__name__}: {e}; fix "
+                              "tracking.uri or switch tracking off (--no-track, "
+                              "HARKIT_TRACKING=0)") from None
+
+    @classmethod
+    def _start(cls, *, client_cls: Any, uri: str, cfg: TrackingConfig, name: str,
+               run_id: str | None, parent_id: str | None, tags: dict[str, Any]
+               ) -> MlflowTracker:
+        from mlflow.exceptions import MlflowException
+
+        client = client_cls(tracking_uri=uri)
+        if run_id is not None:
+            client.update_run(run_id, status="RUNNING")
+            return cls(client, run_id, uri, cfg)
+        exp = client.get_experiment_by_name(cfg.experiment)
+        if exp is not None:
+            exp_id = exp.experiment_id
+        else:
+            try:
+                exp_id = client.create_experiment(cfg.experiment)
+            except MlflowException:  # created meanwhile by a process using another lock file
+                exp = client.get_experiment_by_name(cfg.experiment)
+                if exp is None:
+                    raise
+                exp_id = exp.experiment_id
+        all_tags = {"mlflow.runName": name, "mlflow.source.type": "LOCAL",
+                    "mlflow.source.name": "harkit", **tags}
+        commit = git_commit(Path.cwd())
+        if commit:
+            all_tags["mlflow.source.git.commit"] = commit
+        import harkit
+
+        own = git_commit(Path(harkit.__file__).resolve().parent)
+        if own:
+            all_tags["harkit.git_commit"] = own
+        if parent_id is not None:
+            all_tags["mlflow.parentRunId"] = parent_id
+        run = client.create_run(exp_id, run_name=name,
+                                tags={k: str(v) for k, v in all_tags.items()})
         log.info("tracking to MLflow run %s at %s", run.info.run_id, uri)
         return cls(client, run.info.run_id, uri, cfg)
 
