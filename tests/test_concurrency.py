@@ -106,3 +106,31 @@ def test_cache_fill_is_locked_one_parse_for_concurrent_loads(tmp_path: Path,
         t.join()
     assert len(calls) == 1
     assert len(results) == 4 and all(np.array_equal(r, [1, 2, 3]) for r in results)
+
+
+def test_a_run_is_trained_by_one_process_at_a_time(tiny_cfg: list[str]) -> None:
+    """While one process holds a run (training or evaluating it), resuming it elsewhere is
+    refused with a message naming the run; once the holder is done it resumes."""
+    import fcntl
+
+    import harkit
+    from harkit.errors import HarkitError
+
+    part = harkit.train(overrides=[*tiny_cfg, "train.refit=false"], progress=False,
+                        stop_after=1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+         "os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+         "time.sleep(60)", str(part.run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(HarkitError, match="another harkit process is training"):
+            harkit.train(resume=part.run_dir, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    done = harkit.train(resume=part.run_dir, progress=False)
+    assert done.test is not None
+    fd = os.open(part.run_dir, os.O_RDONLY)  # released after the call
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(fd)

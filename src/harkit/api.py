@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,13 +26,14 @@ from harkit.data.recording import RecordingDataset
 from harkit.data.splits import choose_val_subjects, subject_holdout
 from harkit.data.store import is_url
 from harkit.data.transforms import Normalizer, Standardizer, make_normalizer, normalizer_from_state
-from harkit.errors import CheckpointError, ConfigError
+from harkit.errors import ConfigError
 from harkit.evaluation.metrics import EvalReport, evaluate_predictions
+from harkit.io import remove_stale_temp_files
 from harkit.models import MODELS, HarModel, create_model
 from harkit.runs import RunDir
 from harkit.tracking import Tracker
 from harkit.training import distributed
-from harkit.training.checkpoint import load_checkpoint, save_checkpoint
+from harkit.training.checkpoint import load_first_good, previous_path, save_checkpoint
 from harkit.training.trainer import EpochResult, Trainer, seed_everything
 
 log = logging.getLogger(__name__)
@@ -193,16 +195,16 @@ def _resumed_config(run: RunDir, overrides: list[str] | None) -> ExperimentConfi
 
 
 def _load_resume_checkpoint(primary: Path, fallback: Path | None) -> dict[str, Any] | None:
-    """The checkpoint to continue from; a corrupt one falls back to ``fallback``."""
-    if not primary.exists():
-        return None
-    try:
-        return load_checkpoint(primary)
-    except CheckpointError as e:
-        if fallback is not None and fallback.exists():
-            log.warning("%s; resuming from %s", e, fallback.name)
-            return load_checkpoint(fallback)
-        raise
+    """The checkpoint to continue from: ``primary``, else the one it replaced (kept by
+    ``save_checkpoint(keep_previous=True)``), else ``fallback``; a missing, truncated or
+    corrupt one is skipped (with a warning naming it and why). None when none exists.
+
+    Raises:
+        CheckpointError: checkpoints exist but every one was refused.
+    """
+    found = load_first_good([primary, previous_path(primary),
+                             *([] if fallback is None else [fallback])])
+    return None if found is None else found[1]
 
 
 def _fit_phase(run: RunDir, cfg: ExperimentConfig, data: PreparedData, *, last: Path,
@@ -224,8 +226,10 @@ def _fit_phase(run: RunDir, cfg: ExperimentConfig, data: PreparedData, *, last: 
                    "config": cfg.to_dict(), "epoch": trainer.epoch}
         if result.is_best and best is not None:
             save_checkpoint(best, payload)
-        save_checkpoint(last, payload)
+        # the history first: once ``last`` holds this epoch, no later write is needed for a
+        # resume (which trains no epoch when this was the last one) to find a complete history
         run.write_history(trainer.history, history_name)
+        save_checkpoint(last, payload, keep_previous=True)
         if tracker is not None:
             tracker.log_epoch(result, "selection" if with_val else "refit")
 
@@ -294,19 +298,26 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
         except BaseException as e:
             tracking.tracker.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
             raise
+        finally:
+            if tracking.lock_fd is not None:
+                os.close(tracking.lock_fd)
     return result
 
 
 class _Tracking:
-    """The run's tracker, once its run directory exists (a holder, so a failure can close it)."""
+    """The run's tracker and its lock, once its run directory exists (a holder, so a failure
+    can close them)."""
 
     def __init__(self) -> None:
         self.tracker = Tracker()
+        self.lock_fd: int | None = None
 
     def start(self, run: RunDir, cfg: ExperimentConfig) -> Tracker:
         from harkit.config import flatten
         from harkit.tracking import start_run
 
+        if self.lock_fd is None:  # one process at a time trains a run (rank 0 under DDP)
+            self.lock_fd = run.lock()
         info = run.info()
         if info.get("status") == "finished":  # re-evaluating a finished run logs nothing new
             return self.tracker
@@ -399,6 +410,8 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
     main = distributed.is_main()  # under DDP, rank 0 writes every file; the others only train
     if resume is not None:
         run, cfg = _open_resumed(resume, overrides, tracking)
+        if main:  # what a killed process was writing is never read, only removed
+            remove_stale_temp_files(run.path)
     else:
         cfg = _as_config(config, overrides)
     if cfg.train.num_threads:
@@ -488,17 +501,22 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
             tracking.stopped(run)
             return RunResult(run.path, None, val_report, history, best_epoch, selected, seconds,
                              False)
-    run.update_info(status="finished")
     if not evaluate_test:
+        run.update_info(status="finished")
         tracking.tracker.set_tags({"harkit.status": "finished"})
         tracking.tracker.log_run_dir(run.path)
         tracking.tracker.finish("FINISHED")
         return RunResult(run.path, None, val_report, history, best_epoch, selected, seconds,
                          True)
 
+    # "finished" only once the test report, predictions and plots are written: a run killed
+    # while evaluating stays resumable, and its resume evaluates again
+    run.update_info(status="evaluating")
+
     def final_test() -> EvalReport:
         ds = dataset if dataset is not None else _load(cfg)
         report = evaluate_run(run.path, "test", dataset=ds)
+        run.update_info(status="finished")
         _finish_tracking(tracking.tracker, run, cfg, report, seconds, ds)
         return report
 

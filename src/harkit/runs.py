@@ -4,22 +4,31 @@ Layout of ``<run_root>/<name>/``::
 
     config.yaml          the resolved ExperimentConfig (validation subjects filled in)
     command.txt          the command line that started the run
-    run.json             status, timings, versions, best epoch
+    run.json             status (created, running, stopped, evaluating, finished), timings,
+                         versions, best epoch
     history.csv          one row per epoch (train/validation loss, accuracy, macro F1, lr)
     checkpoints/best.pt  best validation macro F1 (model, optimizer, RNG, preprocessing)
     checkpoints/last.pt  last completed epoch (what --resume continues from)
+    checkpoints/last.prev.pt  the epoch before (kept when last.pt is replaced): --resume
+                         falls back to it, then to best.pt, when last.pt fails its checksum
     checkpoints/refit_last.pt  the final model, refit on all training subjects (train.refit)
+    checkpoints/refit_last.prev.pt  the refit's epoch before
     refit_history.csv    per-epoch training loss / accuracy of the refit
     metrics.json         test-split report of the final model
     metrics_val.json     validation report of the selected checkpoint of phase 1
     plots/learning_curves.png, plots/confusion_matrix.png
     plots/skeleton_examples.png, plots/skeleton_example.gif   skeleton datasets: test windows
                          drawn as skeletons, with their true and predicted classes
+
+Files are replaced by rename (:mod:`harkit.io`), so a killed process leaves each one old or
+new, never partial; its leftover temporary files (``.NAME.PID.tmp-*``) and half-built run
+folders (``.NAME.partial-PID``) start with a dot and are removed by the next resume / create.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -31,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from harkit.config import ExperimentConfig, load_config, save_config
-from harkit.errors import CheckpointError
-from harkit.io import atomic_write_text
+from harkit.errors import CheckpointError, HarkitError
+from harkit.io import atomic_write_text, process_alive
 
 
 def _versions() -> dict[str, str]:
@@ -43,6 +52,16 @@ def _versions() -> dict[str, str]:
 
     return {"harkit": harkit.__version__, "torch": torch.__version__,
             "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def _remove_stale_partial(root: Path, base: str) -> None:
+    """Remove the half-built folders of ``base`` whose creating process is gone (killed)."""
+    prefix = f".{base}.partial-"
+    for p in root.iterdir():
+        pid = p.name[len(prefix):]
+        if (p.name.startswith(prefix) and pid.isdigit() and p.is_dir()
+                and not process_alive(int(pid))):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 class RunDir:
@@ -100,6 +119,7 @@ class RunDir:
         base = cfg.name or time.strftime("%Y%m%d-%H%M%S") + f"-{cfg.data.dataset}-{cfg.model.name}"
         tmp = root / f".{base}.partial-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_stale_partial(root, base)
         (tmp / "checkpoints").mkdir(parents=True)
         (tmp / "plots").mkdir()
         save_config(cfg, tmp / "config.yaml")
@@ -124,6 +144,24 @@ class RunDir:
         if not run.config_path.exists():
             raise CheckpointError(f"{run.path}: not a harkit run directory (no config.yaml)")
         return run
+
+    def lock(self) -> int:
+        """Take this run for the calling process: an exclusive lock on the run folder itself
+        (no lock file), held until :func:`os.close` of the returned descriptor or the
+        process's death, so a second ``harkit train --resume`` of a run that is still being
+        trained fails at once instead of writing alongside it.
+
+        Raises:
+            HarkitError: another process holds the run.
+        """
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise HarkitError(f"{self.path}: another harkit process is training or evaluating "
+                              "this run; wait for it to end (or stop it), then resume") from None
+        return fd
 
     def config(self) -> ExperimentConfig:
         return load_config(self.config_path)
