@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -152,6 +153,12 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
+def _show(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, shortened: an error message should not quote a whole document."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _is_dataclass_type(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
@@ -171,47 +178,54 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {_show(value)}")
     if _is_dataclass_type(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {_show(value)}")
         return from_dict(tp, value, where)
     if origin is list:
         (inner,) = typing.get_args(tp)
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {_show(value)}")
         return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {_show(value)}")
         return dict(value)
     if tp is Any:
         return value
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError(f"{where}: expected true or false, got {_show(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        raise ConfigError(f"{where}: expected an integer, got {_show(value)}")
     if tp is float:
+        number: float | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
+            except OverflowError:  # an integer beyond the float range
+                number = math.inf
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if number is not None and math.isfinite(number):
+            return number
+        what = "a finite number" if number is not None else "a number"
+        raise ConfigError(f"{where}: expected {what}, got {_show(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {_show(value)}")
     return value
 
 
@@ -219,7 +233,7 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     """Build dataclass ``cls`` from a nested mapping, rejecting unknown keys."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)  # YAML keys may be numbers, dates, null
     if unknown:
         path = ", ".join(f"{where}.{k}".lstrip(".") for k in unknown)
         raise ConfigError(f"unknown config key(s): {path}; known: {', '.join(sorted(names))}")
@@ -242,6 +256,8 @@ def load_config(path: str | Path) -> ExperimentConfig:
         mark = getattr(e, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{p}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid YAML (nested too deeply)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
     try:
@@ -258,10 +274,11 @@ def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
 
 
 def parse_value(text: str) -> Any:
-    """Parse an override's right-hand side as YAML (numbers, booleans, lists, null)."""
+    """Parse an override's right-hand side as YAML (numbers, booleans, lists, null); text that
+    is not YAML (or nested too deeply to parse) stays a string."""
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -277,6 +294,9 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
             raise ConfigError(f"override {item!r}: expected key=value, e.g. train.lr=0.001")
         key, _, raw = item.partition("=")
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: {key.strip()!r} is not a dotted key, e.g. "
+                              "train.lr=0.001")
         if parts[0] == "model" and len(parts) == 2 and parts[1] not in ("name", "params"):
             parts = ["model", "params", parts[1]]
         node: Any = data

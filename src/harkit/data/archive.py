@@ -4,9 +4,41 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from pathlib import Path
 
 from harkit.errors import DataFormatError
+
+# What a damaged zip raises besides BadZipFile: zlib and seek errors on truncated or flipped
+# bytes, NotImplementedError for an unknown compression method, RuntimeError for encryption.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
+              RuntimeError)
+
+
+def open_zip(source: Path | io.BytesIO, name: str | Path) -> zipfile.ZipFile:
+    """``zipfile.ZipFile(source)``; a damaged archive is a :class:`DataFormatError` naming
+    ``name``."""
+    try:
+        return zipfile.ZipFile(source)
+    except ZIP_ERRORS as e:
+        raise DataFormatError(name, f"not a valid zip archive ({_reason(e)}; truncated "
+                                    "download?)") from None
+
+
+def read_member(zf: zipfile.ZipFile, member: str, name: str) -> bytes:
+    """The bytes of ``member``; a damaged one is a :class:`DataFormatError` naming ``name``
+    (``archive.zip:member``)."""
+    try:
+        return zf.read(member)
+    except KeyError:
+        raise DataFormatError(name, "file missing from the archive") from None
+    except ZIP_ERRORS as e:
+        raise DataFormatError(name, f"damaged zip member ({_reason(e)}; truncated "
+                                    "download?)") from None
+
+
+def _reason(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
 class Archive:
@@ -27,14 +59,12 @@ class Archive:
         self._prefix = root + "/" if root else ""
         full_marker = self._prefix + marker
         if path.is_file():
-            try:
-                zf = zipfile.ZipFile(path)
-            except zipfile.BadZipFile:
-                raise DataFormatError(path, "not a valid zip archive (truncated download?)") from None
+            zf = open_zip(path, path)
             names = zf.namelist()
             wrapped = [n for n in names if inner_zip and n.endswith(inner_zip)]
             if full_marker not in names and wrapped:
-                zf = zipfile.ZipFile(io.BytesIO(zf.read(wrapped[0])))
+                inner = f"{path}:{wrapped[0]}"
+                zf = open_zip(io.BytesIO(read_member(zf, wrapped[0], inner)), inner)
                 names = zf.namelist()
             if full_marker not in names:
                 tops = sorted({n.split("/", 1)[0] for n in names})
@@ -49,10 +79,7 @@ class Archive:
     def read(self, rel: str) -> bytes:
         """Bytes of ``rel`` (relative to the dataset root)."""
         if self._zip is not None:
-            try:
-                return self._zip.read(self._prefix + rel)
-            except KeyError:
-                raise DataFormatError(self.name(rel), "file missing from the archive") from None
+            return read_member(self._zip, self._prefix + rel, self.name(rel))
         p = self.path / rel
         try:
             return p.read_bytes()

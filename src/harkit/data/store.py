@@ -15,6 +15,7 @@ processes filling the cache at once never see a partial archive.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import hashlib
 import os
@@ -230,8 +231,43 @@ def _parse_and_save(src: Path, parse: Callable[[Path], T], save: Callable[[T, IO
                                           "again to fetch it anew)", e.line) from None
         raise
     if use_cache:
-        try:
-            atomic_save(cache, lambda f: save(result, f))
-        except OSError:
-            pass  # a read-only cache only costs speed
+        def write() -> None:
+            try:
+                atomic_save(cache, lambda f: save(result, f))
+            except OSError:
+                pass  # a read-only cache only costs speed
+
+        pending = _PENDING_WRITES.get()
+        if pending is None:
+            write()
+        else:
+            pending.append(write)
     return result
+
+
+_PENDING_WRITES: contextvars.ContextVar[list[Callable[[], None]] | None] = (
+    contextvars.ContextVar("harkit_pending_cache_writes", default=None))
+
+
+@contextlib.contextmanager
+def cache_writes_on_success() -> Iterator[None]:
+    """Hold back the cache entries :func:`cached_parse` writes inside the block until the block
+    ends without an error, so a load that fails part-way (its second file is malformed, its
+    parsed arrays fail a later check) leaves nothing in the cache.
+
+    Example:
+        >>> with cache_writes_on_success():  # doctest: +SKIP
+        ...     ds = load_dataset("ts", data_dir="data", problem="Toy")
+    """
+    outer = _PENDING_WRITES.get()
+    pending: list[Callable[[], None]] = []
+    token = _PENDING_WRITES.set(pending)
+    try:
+        yield
+    finally:
+        _PENDING_WRITES.reset(token)
+    if outer is not None:  # nested: the outermost block decides
+        outer.extend(pending)
+    else:
+        for write in pending:
+            write()

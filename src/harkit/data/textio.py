@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from harkit.errors import DataFormatError
@@ -14,6 +16,18 @@ def decode(data: bytes, name: str) -> str:
         line = data[: e.start].count(b"\n") + 1
         raise DataFormatError(name, "not UTF-8/ASCII text (a binary or wrongly encoded file?)",
                               line) from None
+
+
+def plain_int(token: str) -> int | None:
+    """``token`` as a non-negative integer if it is 1 to 18 ASCII digits, else None (``str.isdigit``
+    also accepts "²", which ``int`` rejects, and ``int`` refuses more than 4300 digits).
+
+    Example:
+        >>> plain_int("12"), plain_int("\u00b2"), plain_int("9" * 5000), plain_int("-1")
+        (12, None, None, None)
+    """
+    ok = 0 < len(token) <= 18 and token.isascii() and token.isdigit()
+    return int(token) if ok else None
 
 
 def text_lines(data: bytes, name: str, expected: str) -> tuple[str, list[str]]:
@@ -77,10 +91,43 @@ def parse_numeric_table(
         raise DataFormatError(
             name, f"value {c + 1} is {arr[r, c]}, expected a finite number", int(r) + 1
         )
+    check_range(arr, name, lambda r: r + 1)
     if np.issubdtype(dtype, np.integer):
         if not np.all(arr == np.round(arr)):
             r, c = np.argwhere(arr != np.round(arr))[0]
             raise DataFormatError(name, f"value {c + 1} is {arr[r, c]}, expected an integer",
                                   int(r) + 1)
+        info = np.iinfo(dtype)
+        out = (arr < info.min) | (arr > info.max)
+        if out.any():
+            r, c = np.argwhere(out)[0]
+            raise DataFormatError(name, f"value {c + 1} is {arr[r, c]:g}, outside the range of "
+                                        f"{np.dtype(dtype).name}", int(r) + 1)
         return arr.astype(dtype)
     return arr.astype(dtype)
+
+
+# Every signal ends up as float32: a larger magnitude would silently become infinity.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_range(arr: np.ndarray, name: str, line_of: Callable[[int], int],
+                what: str = "value") -> None:
+    """Reject values beyond the float32 range (``NaN`` passes) in a ``(rows, cols)`` table.
+
+    Raises:
+        DataFormatError: naming ``name``, the line ``line_of(row)`` and the column.
+
+    Example:
+        >>> check_range(np.array([[1e39]]), "t.txt", lambda r: r + 1)
+        Traceback (most recent call last):
+        ...
+        harkit.errors.DataFormatError: t.txt, line 1: value 1 is 1e+39, beyond the float32 range
+    """
+    with np.errstate(invalid="ignore"):
+        big = np.abs(arr) > FLOAT32_MAX
+    if big.any():
+        r, c = np.argwhere(big.reshape(len(arr), -1))[0]
+        raise DataFormatError(name, f"{what} {c + 1} is {arr.reshape(len(arr), -1)[r, c]:g}, "
+                                    "beyond the float32 range",
+                              line_of(int(r)))

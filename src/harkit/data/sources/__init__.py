@@ -53,7 +53,10 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None,
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ConfigError(f"dataset {name!r}: unknown option(s) {unknown}; it accepts {allowed}")
-    return factory(data_dir=data_dir, **kwargs)
+    from harkit.data.store import cache_writes_on_success
+
+    with cache_writes_on_success():  # a load that fails part-way caches nothing
+        return factory(data_dir=data_dir, **kwargs)
 
 
 def list_datasets() -> list[Entry[AnyDataset]]:

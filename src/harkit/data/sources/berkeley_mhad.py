@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from harkit.data.archive import Archive
+from harkit.data.archive import ZIP_ERRORS, Archive
 from harkit.data.recording import Recording, RecordingDataset
 from harkit.data.sources import DATASETS
 from harkit.data.store import cache_dir, cached_parse, configured_data_dir, locate
@@ -186,10 +186,13 @@ def _read_sensor(arc: Archive, rel: str) -> tuple[np.ndarray, np.ndarray, int, i
 def _marker(path: Path) -> str:
     """A sensor file of the copy at ``path``, for :class:`Archive` to recognise it by."""
     if path.is_file() and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            for n in zf.namelist():
-                if n.startswith("Accelerometer/Shimmer") and _FILE.search(n):
-                    return n
+        try:
+            with zipfile.ZipFile(path) as zf:
+                for n in zf.namelist():
+                    if n.startswith("Accelerometer/Shimmer") and _FILE.search(n):
+                        return n
+        except ZIP_ERRORS:
+            pass  # Archive reports the damaged archive, naming it
     return "Accelerometer/Shimmer01/acc_h01_s01_a01_r01.txt"
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from harkit.data.gaps import fill_gaps
 from harkit.data.recording import UNLABELED, Recording, RecordingDataset
 from harkit.data.sources import DATASETS
 from harkit.data.splits import default_test_subjects, subject_numbers
+from harkit.data.textio import FLOAT32_MAX
 from harkit.data.windowing import interp_columns
 from harkit.errors import ConfigError, DataFormatError
 
@@ -104,7 +106,14 @@ def _numeric(path: Path, frame: Any, column: str, header_lines: int = 1) -> np.n
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataFormatError(path, f"column {column!r}: {col.iloc[i]!r} is not a number",
                               i + 1 + header_lines)
-    return values.to_numpy(dtype=np.float64)
+    out = values.to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # NaN (an empty cell) is a gap, filled later
+        big = np.isinf(out) | (np.abs(out) > FLOAT32_MAX)
+    if big.any():
+        i = int(np.flatnonzero(big)[0])
+        raise DataFormatError(path, f"column {column!r}: {col.iloc[i]!r} is not a finite number "
+                                    "within the 32-bit float range", i + 1 + header_lines)
+    return out
 
 
 def _times(path: Path, frame: Any, column: str) -> np.ndarray:
@@ -115,7 +124,9 @@ def _times(path: Path, frame: Any, column: str) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(col):
         t = _numeric(path, frame, column)
     else:
-        parsed = pd.to_datetime(col, errors="coerce")
+        with warnings.catch_warnings():  # "could not infer format": bad cells are reported below
+            warnings.simplefilter("ignore", UserWarning)
+            parsed = pd.to_datetime(col, errors="coerce")
         bad = parsed.isna() & col.notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])

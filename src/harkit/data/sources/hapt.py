@@ -28,7 +28,7 @@ from harkit.data.archive import Archive
 from harkit.data.recording import UNLABELED, Recording, RecordingDataset
 from harkit.data.sources import DATASETS
 from harkit.data.store import cached_parse, locate
-from harkit.data.textio import decode, parse_numeric_table
+from harkit.data.textio import decode, parse_numeric_table, plain_int
 from harkit.errors import ConfigError, DataFormatError
 
 OFFICIAL_URL = ("https://archive.ics.uci.edu/static/public/341/"
@@ -48,9 +48,11 @@ def _read_classes(arc: Archive) -> list[str]:
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != 2 or not parts[0].isdigit():
-            raise DataFormatError(arc.name(rel), f"expected '<id> <NAME>', found {line!r}", i)
-        classes[int(parts[0])] = parts[1]
+        key = plain_int(parts[0]) if len(parts) == 2 else None
+        if key is None:
+            raise DataFormatError(arc.name(rel), f"expected '<id> <NAME>', found {line[:80]!r}",
+                                  i)
+        classes[key] = parts[1]
     if sorted(classes) != list(range(1, 13)):
         raise DataFormatError(arc.name(rel), f"expected activity ids 1..12, found {sorted(classes)}")
     return [classes[i] for i in range(1, 13)]

@@ -49,7 +49,7 @@ from harkit.data.skeleton import (
 )
 from harkit.data.sources import DATASETS
 from harkit.data.store import cached_parse, locate_local
-from harkit.data.textio import parse_numeric_table
+from harkit.data.textio import decode, parse_numeric_table
 from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def _paper_list(path: Path) -> set[str]:
     if not path.is_file():
         raise DatasetNotFoundError(f"msr-action3d: files='cvpr12' needs {path}")
     names = set()
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(decode(path.read_bytes(), str(path)).splitlines(), 1):
         name = line.strip()
         if name and not re.fullmatch(r"a\d\d_s\d\d_e\d\d", name):
             raise DataFormatError(path, f"{name[:40]!r} is not a sequence name aAA_sSS_eEE", i)

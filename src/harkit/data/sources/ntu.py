@@ -57,7 +57,6 @@ import hashlib
 import logging
 import os
 import re
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -66,12 +65,13 @@ from typing import Any
 
 import numpy as np
 
+from harkit.data.archive import open_zip, read_member
 from harkit.data.dataset import WindowedDataset
 from harkit.data.skeleton import LENGTH_POLICIES, SkeletonInfo, check_choice, skeleton_dataset
 from harkit.data.sources import DATASETS
 from harkit.data.splits import split_sequences
 from harkit.data.store import cached_parse, configured_data_dir
-from harkit.data.textio import decode
+from harkit.data.textio import check_range, decode, plain_int
 from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -188,10 +188,11 @@ def _count(lines: list[str], k: int, name: str, what: str) -> int:
     if k >= len(lines):
         raise DataFormatError(name, f"file ends where {what} should be", k + 1)
     fields = lines[k].split()
-    if len(fields) != 1 or not fields[0].isdigit():
+    count = plain_int(fields[0]) if len(fields) == 1 else None
+    if count is None:
         raise DataFormatError(name, f"expected {what} (one integer), found {lines[k][:60]!r}",
                               k + 1)
-    return int(fields[0])
+    return count
 
 
 def _body_line(lines: list[str], k: int, name: str) -> tuple[int, np.ndarray]:
@@ -223,9 +224,12 @@ def _joint_lines(lines: list[str], k: int, n: int, name: str) -> np.ndarray:
     tokens = " ".join(block).split()
     if len(block) == n and len(tokens) == n * width:
         try:
-            return np.array(tokens, dtype=np.float64).reshape(n, width)
+            arr = np.array(tokens, dtype=np.float64).reshape(n, width)
         except ValueError:
             pass
+        else:  # joints end up float32: a larger value would silently become infinite
+            check_range(arr, name, lambda r: k + r + 1)
+            return arr
     for i in range(n):  # find the offending line
         if k + i >= len(lines):
             raise DataFormatError(name, f"file ends inside a body: joint {i + 1} of {n} missing",
@@ -440,14 +444,10 @@ def _members(src: Path) -> Iterator[tuple[str, str, bytes]]:
     """``(sample name, name for errors, bytes)`` of each ``.skeleton`` file in a folder
     (searched recursively) or zip archive."""
     if src.is_file():
-        try:
-            zf = zipfile.ZipFile(src)
-        except zipfile.BadZipFile:
-            raise DataFormatError(src, "not a valid zip archive (truncated download?)") from None
-        with zf:
+        with open_zip(src, src) as zf:
             for n in sorted(zf.namelist()):
                 if n.endswith(".skeleton"):
-                    yield Path(n).stem, f"{src}:{n}", zf.read(n)
+                    yield Path(n).stem, f"{src}:{n}", read_member(zf, n, f"{src}:{n}")
         return
     for p in sorted(src.rglob("*.skeleton")):
         yield p.stem, str(p), p.read_bytes()

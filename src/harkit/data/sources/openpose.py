@@ -98,6 +98,7 @@ from harkit.data.skeleton import (
 from harkit.data.sources import DATASETS
 from harkit.data.splits import subject_numbers, subject_split
 from harkit.data.store import cached_parse
+from harkit.data.textio import FLOAT32_MAX
 from harkit.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,10 @@ def read_keypoints_file(path: str | os.PathLike[str], data: bytes | None = None
         raise DataFormatError(path, "not UTF-8 text (not an OpenPose JSON file?)") from None
     except json.JSONDecodeError as e:
         raise DataFormatError(path, f"not valid JSON: {e.msg} (column {e.colno})", e.lineno) from None
+    except ValueError as e:  # an integer of more than 4300 digits
+        raise DataFormatError(path, f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise DataFormatError(path, "not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("people"), list):
         raise DataFormatError(path, "expected an object with a 'people' list (OpenPose "
                                     "--write_json output)")
@@ -190,16 +195,25 @@ def read_keypoints_file(path: str | os.PathLike[str], data: bytes | None = None
         if model is not None and this != model:
             raise DataFormatError(path, f"people[{k}] is {this} while people[0] is {model}")
         model = this
-        bad = next((i for i, v in enumerate(values)
-                    if isinstance(v, bool) or not isinstance(v, (int, float))
-                    or not math.isfinite(v)), None)
+        bad = next((i for i, v in enumerate(values) if not _is_float32(v)), None)
         if bad is not None:
             raise DataFormatError(path, f"people[{k}].pose_keypoints_2d[{bad}] is "
-                                        f"{values[bad]!r}, expected a finite number")
+                                        f"{values[bad]!r}, expected a finite number (32-bit "
+                                        "float range)")
         poses.append(np.asarray(values, dtype=np.float32).reshape(-1, 3))
     if not poses:
         return None, np.zeros((0, 0, 3), np.float32)
     return model, np.stack(poses)
+
+
+def _is_float32(v: Any) -> bool:
+    """A JSON number that is finite as a 32-bit float (JSON integers can be any size)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v) and abs(v) <= FLOAT32_MAX
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _extent(xy: np.ndarray) -> float:
@@ -617,8 +631,13 @@ def read_labels_csv(path: Path) -> list[LabelRow]:
                                     "data.options.labels)") from None
     except UnicodeDecodeError:
         raise DataFormatError(path, "not UTF-8 text") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    reader = csv.reader(io.StringIO(text, newline=""))  # newline="": a lone CR is a line end
+    numbered: list[tuple[int, list[str]]] = []
+    try:
+        numbered = [(reader.line_num, row) for row in reader]
+    except csv.Error as e:
+        raise DataFormatError(path, f"not a readable CSV ({e})", reader.line_num) from None
+    header = numbered[0][1] if numbered else None
     if header is None:
         raise DataFormatError(path, "empty; expected a header 'clip,label,subject'", 1)
     cols = [h.strip().lower() for h in header]
@@ -629,8 +648,7 @@ def read_labels_csv(path: Path) -> list[LabelRow]:
     idx = {c: cols.index(c) for c in ("clip", "label", "subject")}
     rows: list[LabelRow] = []
     seen: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
+    for line, row in numbered[1:]:
         if not any(v.strip() for v in row):
             continue
         values = {c: (row[i].strip() if i < len(row) else "") for c, i in idx.items()}
@@ -751,7 +769,8 @@ def load_openpose(data_dir: str | os.PathLike[str] | None = None, labels: str = 
         y.append(class_names.index(r.label))
         subj.append(sid[r.subject])
     splits = subject_split(seqs, np.array(y, np.int64), np.array(subj, np.int64),
-                           test_subjects, "openpose", f"the subject column of {csv_path}")
+                           test_subjects, f"openpose ({csv_path})",
+                           f"the subject column of {csv_path}")
     info = SkeletonInfo(layout, bodies=bodies, dims=3, dim_names=DIM_NAMES)
     return skeleton_dataset("openpose", class_names, info, splits, length, policy,
                             float(sampling_rate),

@@ -65,7 +65,7 @@ from harkit.data.gaps import fill_gaps
 from harkit.data.recording import Recording, RecordingDataset
 from harkit.data.sources import DATASETS
 from harkit.data.store import cached_parse, locate
-from harkit.data.textio import decode
+from harkit.data.textio import check_range, decode
 from harkit.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,7 @@ def parse_gappy_table(data: bytes, name: str, n_cols: int) -> np.ndarray:
         r, c = np.argwhere(inf)[0]
         raise DataFormatError(name, f"value {c + 1} is {arr[r, c]}, expected a finite number or "
                                     "NaN", _data_line_numbers(text)[r])
+    check_range(arr, name, lambda r: _data_line_numbers(text)[r])
     return arr
 
 

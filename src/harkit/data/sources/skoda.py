@@ -47,6 +47,7 @@ from harkit.data.recording import Recording, RecordingDataset
 from harkit.data.resample import resample_recording
 from harkit.data.sources import DATASETS
 from harkit.data.store import locate
+from harkit.data.textio import FLOAT32_MAX
 from harkit.errors import ConfigError, DataFormatError
 
 OFFICIAL_URL = "http://har-dataset.org/lib/exe/fetch.php?media=wiki:dataset:skodaminicp:skodaminicp_2015_08.zip"
@@ -96,11 +97,12 @@ def read_matrix(path: Path, arm: str) -> tuple[np.ndarray, np.ndarray, list[int]
                                     f"(samples, {N_COLUMNS}) matrix")
     if len(m) == 0:
         raise DataFormatError(name, f"{var} has no rows")
-    bad = ~np.isfinite(m)
+    with np.errstate(invalid="ignore"):  # a float64 beyond float32's range would become inf
+        bad = ~np.isfinite(m) | (np.abs(m) > FLOAT32_MAX)
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise DataFormatError(name, f"{var} row {r + 1}, column {c + 1} is {m[r, c]}, expected a "
-                                    "finite number")
+                                    "finite number within the 32-bit float range")
     label = m[:, 0]
     unknown = ~np.isin(label, LABEL_CODES)
     if unknown.any():

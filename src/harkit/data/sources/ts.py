@@ -54,6 +54,7 @@ import numpy as np
 from harkit.data.dataset import WindowedDataset, WindowSet
 from harkit.data.sources import DATASETS
 from harkit.data.store import cached_parse, configured_data_dir
+from harkit.data.textio import FLOAT32_MAX, plain_int
 from harkit.data.windowing import to_length
 from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
@@ -97,9 +98,10 @@ def _bool(value: str, name: str, key: str, line: int) -> bool:
 
 
 def _positive_int(value: str, name: str, key: str, line: int) -> int:
-    if not value.strip().isdigit() or int(value) < 1:
-        raise DataFormatError(name, f"@{key} {value!r}: expected a positive integer", line)
-    return int(value)
+    number = plain_int(value.strip())
+    if number is None or number < 1:
+        raise DataFormatError(name, f"@{key} {value[:40]!r}: expected a positive integer", line)
+    return number
 
 
 def fill_missing(x: np.ndarray) -> np.ndarray:
@@ -134,9 +136,15 @@ def _parse_values(text: str, name: str, line: int, dim: int) -> np.ndarray:
                     raise DataFormatError(name, f"dimension {dim}, value {j} is {tok[:40]!r}, "
                                                 "expected a number or ?", line) from None
         raise  # pragma: no cover
+    with np.errstate(invalid="ignore"):  # NaN is a missing value, filled later
+        big = np.abs(vals) > FLOAT32_MAX  # cases end up float32: these would become infinite
     if np.isinf(vals).any():
         j = int(np.flatnonzero(np.isinf(vals))[0]) + 1
         raise DataFormatError(name, f"dimension {dim}, value {j} is infinite", line)
+    if big.any():
+        j = int(np.flatnonzero(big)[0]) + 1
+        raise DataFormatError(name, f"dimension {dim}, value {j} is {vals[j - 1]:g}, beyond the "
+                                    "float32 range", line)
     return vals
 
 

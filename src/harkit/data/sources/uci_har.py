@@ -24,7 +24,7 @@ from harkit.data.archive import Archive
 from harkit.data.dataset import WindowedDataset, WindowSet
 from harkit.data.sources import DATASETS
 from harkit.data.store import cached_parse, locate
-from harkit.data.textio import decode, parse_numeric_table
+from harkit.data.textio import decode, parse_numeric_table, plain_int
 from harkit.errors import DataFormatError
 
 ROOT = "UCI HAR Dataset"
@@ -52,9 +52,11 @@ def _read_labels(arc: Archive) -> list[str]:
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 2 or not parts[0].isdigit():
-            raise DataFormatError(arc.name(rel), f"expected '<id> <NAME>', found {line!r}", i)
-        classes[int(parts[0])] = parts[1]
+        key = plain_int(parts[0]) if len(parts) == 2 else None
+        if key is None:
+            raise DataFormatError(arc.name(rel), f"expected '<id> <NAME>', found {line[:80]!r}",
+                                  i)
+        classes[key] = parts[1]
     if sorted(classes) != list(range(1, len(classes) + 1)) or not classes:
         raise DataFormatError(arc.name(rel), f"expected ids 1..N, found {sorted(classes)}")
     return [classes[i] for i in range(1, len(classes) + 1)]

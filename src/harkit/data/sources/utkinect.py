@@ -61,7 +61,7 @@ from harkit.data.skeleton import (
 from harkit.data.sources import DATASETS
 from harkit.data.splits import split_sequences
 from harkit.data.store import locate_local
-from harkit.data.textio import parse_numeric_table
+from harkit.data.textio import decode, parse_numeric_table, plain_int
 from harkit.data.windowing import interp_columns
 from harkit.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
@@ -135,10 +135,11 @@ def parse_labels(text: str, name: str) -> tuple[dict[str, list[Segment]], list[s
         if a.lower() == "nan" or b.lower() == "nan":
             skipped.append(f"{session}:{action}")
             continue
-        if not (a.isdigit() and b.isdigit()) or int(a) > int(b):
-            raise DataFormatError(name, f"range {a} {b}: expected two frame ids, first <= last",
-                                  i)
-        segments[session].append(Segment(ACTIONS.index(action), int(a), int(b)))
+        first, last = plain_int(a), plain_int(b)
+        if first is None or last is None or first > last:
+            raise DataFormatError(name, f"range {a[:20]} {b[:20]}: expected two frame ids, first "
+                                        "<= last", i)
+        segments[session].append(Segment(ACTIONS.index(action), first, last))
     if not segments:
         raise DataFormatError(name, "no sSS_eEE session lines")
     return segments, skipped
@@ -275,7 +276,8 @@ def load_utkinect(data_dir: str | os.PathLike[str] | None = None, mode: str = "s
     label_path = folder / LABEL_FILES[labels]
     if not label_path.is_file():
         raise DatasetNotFoundError(f"utkinect: labels={labels!r} needs {label_path}")
-    segments, nan = parse_labels(label_path.read_text(), str(label_path))
+    segments, nan = parse_labels(decode(label_path.read_bytes(), str(label_path)),
+                                  str(label_path))
     recs = _read(folder, FRAME_RATE / float(rate))
     missing = sorted({r.session for r in recs} - set(segments))
     if missing:

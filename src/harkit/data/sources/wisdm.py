@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ import numpy as np
 from harkit.data.recording import Recording, RecordingDataset
 from harkit.data.sources import DATASETS
 from harkit.data.store import cached_parse, locate
-from harkit.data.textio import decode
+from harkit.data.textio import FLOAT32_MAX, decode
 from harkit.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def read_raw(path: Path) -> tuple[bytes, str]:
                 if f is None:  # pragma: no cover - regular file members always have content
                     raise DataFormatError(path, f"cannot read {members[0].name}")
                 return f.read(), f"{path}:{members[0].name}"
-        except (tarfile.TarError, EOFError, OSError) as e:
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
             raise DataFormatError(path, f"not a readable tar.gz archive ({e}; truncated "
                                         "download?)") from None
     return path.read_bytes(), str(path)
@@ -104,6 +105,9 @@ def _parse_record(text: str) -> tuple[int, int, int, float, float, float] | str:
         return "field is not a number"
     if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
         return "field is not a number"
+    if max(abs(x), abs(y), abs(z)) > FLOAT32_MAX or not (
+            abs(user) < 2**31 and abs(ts) < 2**63):  # they end up float32, int64
+        return "number out of range"
     act = _CLASS_INDEX.get(f[1])
     if act is None:
         return "unknown activity"
