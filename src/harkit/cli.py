@@ -566,9 +566,30 @@ def stream(
                                                      "lines")] = None,
     threads: Annotated[int | None, typer.Option(
         help="torch threads (1 is fastest for one window at a time)")] = None,
+    nan: Annotated[str, typer.Option(
+        help="raise: stop at a missing or non-finite value; repair: interpolate runs of up "
+             "to --max-fill samples, skip the windows of longer runs (empty fields, nan and "
+             "inf are missing values)")] = "raise",
+    gaps: Annotated[str, typer.Option(
+        help="with --time-column: keep (times as given); reset: restart the windows after a "
+             "jump of more than --gap-factor sample periods; interpolate: fill gaps of up to "
+             "--max-fill samples, reset at longer ones")] = "keep",
+    disorder: Annotated[str, typer.Option(
+        help="with --time-column: keep (times as given) or drop late and duplicate samples")
+                        ] = "keep",
+    max_fill: Annotated[int | None, typer.Option(
+        help="longest NaN run / gap interpolated, in samples (default: window_len / 8)")
+                        ] = None,
+    gap_factor: Annotated[float, typer.Option(
+        help="a time step longer than this many sample periods is a gap")] = 2.0,
+    time_column: Annotated[str | None, typer.Option(
+        help="CSV column with each sample's time in seconds (for --gaps and --disorder)")
+                           ] = None,
 ) -> None:
     """Recognise activities live from a stream of samples: a timeline of the changes, every
-    window's event as JSON lines."""
+    window's event as JSON lines. Hostile input (missing values, gaps, disordered timestamps)
+    is refused by default; --nan repair, --gaps and --disorder drop, fill or reset instead and
+    the summary counts what was done."""
     _setup_logging(False)
     from harkit.stream_cli import stream_command
 
@@ -577,7 +598,9 @@ def stream(
 
         torch.set_num_threads(threads)
     code = stream_command(run, source, replay=replay, speed=speed, hop=hop, smoothing=smoothing,
-                          window_k=k, threshold=threshold, output=output, console=console)
+                          window_k=k, threshold=threshold, output=output, console=console,
+                          nan=nan, gaps=gaps, disorder=disorder, max_fill=max_fill,
+                          gap_factor=gap_factor, time_column=time_column)
     if code:
         raise typer.Exit(code)
 
@@ -633,6 +656,19 @@ def serve(
     max_batch: Annotated[int, typer.Option(help="most windows per request")] = 1024,
     max_body_mb: Annotated[float, typer.Option(help="largest request body, MiB")] = 16.0,
     workers: Annotated[int, typer.Option(help="predictions running at once")] = 4,
+    stream_policy: Annotated[str, typer.Option(
+        help="what /stream does with NaN, gaps and disordered timestamps: strict (refuse "
+             "them) or repair (interpolate, drop, reset; see harkit.inference.streaming); "
+             "clients override it with ?policy=, ?nan=, ?gaps=, ?disorder=")] = "strict",
+    body_timeout: Annotated[float, typer.Option(
+        help="seconds a request body may take to arrive (a trickling client gets 408)")
+                            ] = 30.0,
+    ws_idle_timeout: Annotated[float, typer.Option(
+        help="seconds a /stream client may stay silent before it is closed")] = 300.0,
+    send_timeout: Annotated[float, typer.Option(
+        help="seconds a /stream client may leave events unread before it is closed")] = 30.0,
+    limit_concurrency: Annotated[int | None, typer.Option(
+        help="most connections at once (more get 503); default: no limit")] = None,
 ) -> None:
     """Serve the model over HTTP and WebSocket: POST /predict, WS /stream, GET /health, /model,
     /metrics, and a live page at / that plots the stream and the predicted activity."""
@@ -648,7 +684,10 @@ def serve(
     elif demo:
         recording = demo_recording_for_run(run)
     run_server(run, host, port, demo_recording=recording, threads=threads,
-               max_batch=max_batch, max_body_bytes=int(max_body_mb * 2**20), workers=workers)
+               max_batch=max_batch, max_body_bytes=int(max_body_mb * 2**20), workers=workers,
+               stream_policy=stream_policy, body_timeout=body_timeout,
+               ws_idle_timeout=ws_idle_timeout, send_timeout=send_timeout,
+               limit_concurrency=limit_concurrency)
 
 
 @app.command()

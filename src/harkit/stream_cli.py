@@ -85,7 +85,9 @@ class Timeline:
 
 def stream_command(run: Path, source: str, *, replay: bool, speed: float, hop: int | None,
                    smoothing: str, window_k: int, threshold: float, output: Path | None,
-                   console: Console) -> int:
+                   console: Console, nan: str = "raise", gaps: str = "keep",
+                   disorder: str = "keep", max_fill: int | None = None,
+                   gap_factor: float = 2.0, time_column: str | None = None) -> int:
     """Stream ``source`` through the run's model; returns the exit status (130: interrupted).
 
     Args:
@@ -97,31 +99,46 @@ def stream_command(run: Path, source: str, *, replay: bool, speed: float, hop: i
             (``window_k`` is its ``k``).
         output: JSON lines file for every window's event (None: not written).
         console: where the timeline goes.
+        nan, gaps, disorder, max_fill, gap_factor: the hostile-stream policies (see
+            :mod:`harkit.inference.streaming`); ``gaps`` and ``disorder`` need timestamps.
+        time_column: the CSV column holding each sample's time in seconds.
 
     Raises:
         HarkitError: bad options, an unreadable run, source or sample (naming it).
     """
     from harkit.inference.streaming import (
         StreamingPredictor,
+        check_policy_options,
         check_stream_options,
-        open_source,
+        open_timed_source,
         paced,
     )
 
     check_stream_options(smoothing, window_k, 0.1, threshold)
+    check_policy_options(gaps, nan, disorder, gap_factor, max_fill)
+    if time_column is None and (gaps != "keep" or disorder != "keep"):
+        raise HarkitError(f"--gaps {gaps} / --disorder {disorder} need the samples' times: "
+                          "name their CSV column with --time-column")
     if not (np.isfinite(speed) and speed > 0):
         raise HarkitError(f"--speed {speed!r}: expected a positive replay speed factor")
     if source != "-" and not source.startswith("tcp://") and not Path(source).is_file():
         raise DataFormatError(source, "file not found")  # before the model is loaded
     streamer = StreamingPredictor.from_run(run, hop=hop, smoothing=smoothing, k=window_k,
-                                           threshold=threshold, source=source)
+                                           threshold=threshold, source=source, nan=nan,
+                                           gaps=gaps, disorder=disorder, max_fill=max_fill,
+                                           gap_factor=gap_factor)
     w, rate = streamer.window_len, streamer.sampling_rate
     console.print(f"[bold]harkit stream[/] {escape(source)}: windows of {w} samples "
                   f"({w / rate:.2f} s) every {streamer.hop} samples ({streamer.hop / rate:.2f} s)"
                   f", smoothing {smoothing}" + (f" (k={window_k})" if smoothing != "none" else "")
                   + (f", unknown below {threshold:.2f}" if threshold > 0 else ""),
                   highlight=False, soft_wrap=True)
-    chunks = open_source(source, streamer.channels, block_rows=max(streamer.hop, 256))
+    timed = open_timed_source(source, streamer.channels, block_rows=max(streamer.hop, 256),
+                              time_column=time_column, allow_missing=nan == "repair")
+    n_ch = len(streamer.channels)
+    # samples and their times in one float64 array (n, C + 1), so replay can pace it
+    chunks = (np.column_stack([x.astype(np.float64),
+                               np.full(len(x), np.nan) if t is None else t]) for x, t in timed)
     if replay:
         chunks = paced(chunks, rate, speed)
     per_window: list[float] = []
@@ -135,10 +152,11 @@ def stream_command(run: Path, source: str, *, replay: bool, speed: float, hop: i
     status = 0
     timeline = Timeline(console, streamer)
     try:
-        with closing(chunks), timeline:
+        with closing(timed), closing(chunks), timeline:
             for chunk in chunks:
                 t0 = time.perf_counter()
-                events = streamer.feed(chunk)
+                events = streamer.feed(chunk[:, :n_ch].astype(np.float32),
+                                       None if time_column is None else chunk[:, n_ch])
                 if events:
                     per_window.append((time.perf_counter() - t0) / len(events))
                 for ev in events:
@@ -154,6 +172,9 @@ def stream_command(run: Path, source: str, *, replay: bool, speed: float, hop: i
             out.close()
     summary = (f"{'interrupted' if status else 'end of stream'}: {streamer.n_samples:,} samples, "
                f"{streamer.n_windows:,} windows, {timeline.changes} changes of activity")
+    repairs = {k: v for k, v in streamer.stats.items() if v}
+    if repairs:
+        summary += "; hostile input: " + ", ".join(f"{k} {v:,}" for k, v in repairs.items())
     if per_window:
         summary += f"; {1000 * float(np.median(per_window)):.2f} ms per window (median)"
     if output is not None:

@@ -13,6 +13,32 @@ Window ``i`` covers samples ``[i * hop, i * hop + window_len)`` counted from the
 fed (or from :meth:`StreamingPredictor.reset`): the windows of
 :func:`~harkit.data.windowing.sliding_windows` over the same samples, whatever the chunking.
 
+Hostile streams: what the predictor does with gaps, NaN bursts and disordered timestamps is a
+documented policy, set per stream (``gaps``, ``nan``, ``disorder``; :data:`STREAM_POLICIES`
+names two presets). ``strict`` (the default) is the original contract: a non-finite value or
+timestamp raises :class:`~harkit.errors.DataFormatError` (the stream is unchanged and goes on),
+and caller timestamps are taken as given. ``repair`` survives hostile input instead:
+
+- **disorder="drop"**: a sample whose timestamp is not after the latest one accepted is
+  dropped (``late`` or ``duplicate``), as is one with a non-finite timestamp (``bad_time``).
+- **gaps**: a jump of more than ``gap_factor`` sample periods between consecutive timestamps
+  is a gap. ``interpolate`` fills a gap of up to ``max_fill`` missing samples with linearly
+  interpolated ones (``gap_filled``); a longer gap (or any gap with ``gaps="reset"``) resets
+  the window buffer (``resets``): the samples before it are forgotten, the next window starts
+  at the first sample after it and the smoothing starts again; sample numbers go on.
+- **nan="repair"**: a run of NaN/inf values in a channel of up to ``max_fill`` samples,
+  between two finite values, is linearly interpolated (``interpolated``, in samples); a
+  window touching a longer run, or a run at the start of the stream, is not predicted
+  (``windows_dropped``): no prediction is ever computed on NaN. A window whose last samples
+  are a run still open waits for the run to end (at most ``max_fill`` samples).
+
+:attr:`StreamingPredictor.stats` counts each of these since the start (or :meth:`reset`), and
+each :class:`StreamEvent` says how many of its samples were ``repaired``. Whatever the
+policy, a window whose probabilities come out non-finite (finite values too large for the
+model, say 1e30) gives no event and is counted (``windows_not_finite``). Window numbers stay
+positional (a dropped window leaves its number unused); with timestamps the window of an event
+is placed by its ``start``/``end`` sample numbers, which count the samples kept and filled.
+
 The sources of the ``harkit stream`` command (a CSV file, stdin, a TCP socket sending CSV
 lines) are here too, as iterators of chunks (:func:`open_source`), with :func:`paced` to
 replay a recording at its real rate.
@@ -48,6 +74,18 @@ from harkit.data.windowing import sliding_windows
 from harkit.errors import ConfigError, DataFormatError, HarkitError
 
 SMOOTHING_KINDS = ("none", "mean", "hysteresis")
+GAP_POLICIES = ("keep", "reset", "interpolate")
+NAN_POLICIES = ("raise", "repair")
+DISORDER_POLICIES = ("keep", "drop")
+#: Named presets of the hostile-stream policies (see the module docstring).
+STREAM_POLICIES: dict[str, dict[str, str]] = {
+    "strict": {"gaps": "keep", "nan": "raise", "disorder": "keep"},
+    "repair": {"gaps": "interpolate", "nan": "repair", "disorder": "drop"},
+}
+#: The counters of :attr:`StreamingPredictor.stats`.
+STAT_KEYS = ("late", "duplicate", "bad_time", "gap_filled", "resets", "interpolated",
+             "windows_dropped", "windows_not_finite")
+_BAD, _FILLED = np.uint8(1), np.uint8(2)  # row flags: unusable (NaN kept) / interpolated
 
 
 class WindowPredictor(Protocol):
@@ -171,6 +209,22 @@ def check_stream_options(smoothing: str, k: int, margin: float, threshold: float
         raise ConfigError(f"threshold={threshold!r}: expected a probability in [0, 1]")
 
 
+def check_policy_options(gaps: str, nan: str, disorder: str, gap_factor: float,
+                         max_fill: int | None) -> None:
+    """Raise :class:`ConfigError` naming the hostile-stream option that is out of range."""
+    for name, value, allowed in (("gaps", gaps, GAP_POLICIES), ("nan", nan, NAN_POLICIES),
+                                 ("disorder", disorder, DISORDER_POLICIES)):
+        if value not in allowed:
+            raise ConfigError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    if isinstance(gap_factor, bool) or not isinstance(gap_factor, int | float) or not (
+            math.isfinite(gap_factor) and gap_factor >= 1.0):
+        raise ConfigError(f"gap_factor={gap_factor!r}: expected a number of sample periods "
+                          ">= 1")
+    if max_fill is not None and (isinstance(max_fill, bool) or not isinstance(max_fill, int)
+                                 or max_fill < 0):
+        raise ConfigError(f"max_fill={max_fill!r}: expected a number of samples >= 0")
+
+
 def make_smoother(smoothing: str, n_classes: int, k: int = 3, margin: float = 0.1) -> Smoother:
     """A smoother by name: ``none``, ``mean`` (last ``k`` windows) or ``hysteresis`` (``k``
     consecutive windows won by more than ``margin`` to switch); see the classes above."""
@@ -202,6 +256,7 @@ class StreamEvent:
         decision_confidence: the smoothed confidence of the decided class.
         smoothed: the smoothed probabilities (the raw ones for ``none`` and ``hysteresis``).
         changed: whether ``decision`` differs from the previous event's (True for the first).
+        repaired: samples of the window that were interpolated (NaN runs or gap fill).
     """
 
     index: int
@@ -215,6 +270,7 @@ class StreamEvent:
     decision_confidence: float
     smoothed: tuple[float, ...]
     changed: bool
+    repaired: int = 0
 
     def to_dict(self, classes: Sequence[str] | None = None) -> dict[str, Any]:
         """A JSON-ready dict; with ``classes`` the probabilities are keyed by class name."""
@@ -222,7 +278,7 @@ class StreamEvent:
             "window": self.index, "start": self.start, "end": self.end,
             "timestamp": self.timestamp, "label": self.label, "confidence": self.confidence,
             "decision": self.decision, "decision_confidence": self.decision_confidence,
-            "changed": self.changed,
+            "changed": self.changed, "repaired": self.repaired,
         }
         if classes is None:
             d["probabilities"] = list(self.probabilities)
@@ -272,6 +328,13 @@ class StreamingPredictor:
         source: name of the stream in error messages.
         warmup: run the model a few times on one window first, so the first real window
             does not pay for shape profiling of the optimised model.
+        gaps: ``keep`` (caller timestamps taken as given), ``reset`` or ``interpolate``
+            (see the module docstring).
+        nan: ``raise`` (a non-finite value is a DataFormatError) or ``repair``.
+        disorder: ``keep`` (timestamps taken as given) or ``drop`` late and duplicate samples.
+        gap_factor: a time step longer than this many sample periods is a gap.
+        max_fill: the longest NaN run or gap (samples) interpolated; default
+            ``max(1, window_len // 8)``.
 
     Example:
         >>> s = StreamingPredictor.from_run("runs/my-run", smoothing="mean", k=3)  # doctest: +SKIP
@@ -282,8 +345,11 @@ class StreamingPredictor:
     def __init__(self, predictor: WindowPredictor, *, hop: int | None = None,
                  smoothing: str | Smoother = "none", k: int = 3, margin: float = 0.1,
                  threshold: float = 0.0, unknown: str = "unknown", start_time: float = 0.0,
-                 source: str = "stream", warmup: bool = True) -> None:
+                 source: str = "stream", warmup: bool = True, gaps: str = "keep",
+                 nan: str = "raise", disorder: str = "keep", gap_factor: float = 2.0,
+                 max_fill: int | None = None) -> None:
         _check_hop(hop)
+        check_policy_options(gaps, nan, disorder, gap_factor, max_fill)
         hop = predictor.hop if hop is None else hop
         check_stream_options(smoothing if isinstance(smoothing, str) else "none", k, margin,
                              threshold)
@@ -299,12 +365,17 @@ class StreamingPredictor:
         self.unknown = unknown
         self.start_time = float(start_time)
         self.source = source
+        self.gaps, self.nan, self.disorder = gaps, nan, disorder
+        self.gap_factor = float(gap_factor)
+        self.max_fill = max(1, self.window_len // 8) if max_fill is None else max_fill
+        self.strict = (gaps, nan, disorder) == ("keep", "raise", "keep")
         self.smoothing = smoothing if isinstance(smoothing, str) else type(smoothing).__name__
         self.smoother: Smoother = (make_smoother(smoothing, len(self.classes), k, margin)
                                    if isinstance(smoothing, str) else smoothing)
         cap = max(2 * self.window_len, self.window_len + 16 * hop)
         self._buf = np.empty((cap, len(self.channels)), dtype=np.float32)
         self._times = np.empty(cap, dtype=np.float64)  # each buffered sample's time (s)
+        self._flags = np.zeros(cap, dtype=np.uint8)  # _BAD / _FILLED per buffered sample
         self.reset()
         if warmup:
             one = np.zeros((1, self.window_len, len(self.channels)), dtype=np.float32)
@@ -332,6 +403,9 @@ class StreamingPredictor:
                              kwargs.get("k", 3), kwargs.get("margin", 0.1),
                              kwargs.get("threshold", 0.0))
         _check_hop(kwargs.get("hop"))
+        check_policy_options(kwargs.get("gaps", "keep"), kwargs.get("nan", "raise"),
+                             kwargs.get("disorder", "keep"), kwargs.get("gap_factor", 2.0),
+                             kwargs.get("max_fill"))
         return cls(load_predictor(run, which), **kwargs)
 
     @property
@@ -347,7 +421,16 @@ class StreamingPredictor:
     @property
     def n_windows(self) -> int:
         """Windows predicted since the start (or the last :meth:`reset`)."""
-        return self._index
+        return self._predicted
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """What the hostile-stream policies did since the start (or the last :meth:`reset`):
+        samples dropped as ``late``, ``duplicate`` or ``bad_time``, samples ``gap_filled``,
+        gaps that caused ``resets``, samples ``interpolated`` (NaN runs) and
+        ``windows_dropped`` (touching a NaN run too long to interpolate) and
+        ``windows_not_finite`` (the model's probabilities were not finite numbers)."""
+        return dict(self._stats)
 
     def reset(self) -> None:
         """Forget the buffered samples, the smoothing state and the sample count (a new
@@ -356,8 +439,13 @@ class StreamingPredictor:
         self._len = 0  # rows of the buffer in use
         self._next = 0  # stream index where the next window starts
         self._index = 0  # number of the next window
+        self._predicted = 0
         self._anchor = (self.start_time, 0)  # a (time, sample index) the default times count from
         self._last_decision: str | None = None
+        self._last_time = -math.inf  # time of the latest sample kept (disorder, gaps)
+        self._clean = 0  # stream index up to which samples are checked and repaired
+        self._prev_row = np.full(len(self.channels), np.nan, dtype=np.float32)  # row _clean - 1
+        self._stats = dict.fromkeys(STAT_KEYS, 0)
         self.smoother.reset()
 
     def feed(self, chunk: ArrayLike, timestamp: ArrayLike | None = None) -> list[StreamEvent]:
@@ -370,22 +458,76 @@ class StreamingPredictor:
                 sample, the others following at the sampling rate; an ``(n,)`` array: each
                 sample's time.
 
+        With the ``repair`` policies (see the module docstring), late, duplicate and
+        badly timed samples are dropped, gaps filled or reset at, and NaN runs interpolated
+        or their windows skipped; :attr:`stats` counts what was done.
+
         Raises:
             DataFormatError: a chunk of the wrong shape or channel count, a value that is not
-                a finite number (naming the sample and the channel), or bad timestamps. The
-                stream is unchanged then.
+                a finite number (``nan="raise"``; naming the sample and the channel), or bad
+                timestamps (a wrong count; non-finite with ``disorder="keep"``). The stream is
+                unchanged then.
         """
         x = self._check(chunk)
         n = len(x)
         if n == 0:
             return []
         times = self._sample_times(n, timestamp)
-        self._make_room(n)
-        end = self._len + n
-        self._buf[self._len : end] = x
-        self._times[self._len : end] = times
-        self._len = end
-        return self._emit()
+        if self.strict:
+            self._append(x, times)
+            return self._emit()
+        if timestamp is not None and self.disorder == "drop":
+            x, times = self._drop_disordered(x, times)
+            if len(x) == 0:
+                return []
+        events: list[StreamEvent] = []
+        if timestamp is not None and self.gaps != "keep":
+            step = np.diff(times, prepend=self._last_time)
+            cuts = np.flatnonzero(step > self.gap_factor / self.sampling_rate).tolist()
+        else:
+            cuts = []
+        bounds = [0, *[c for c in cuts if c > 0], len(x)]
+        for a, b in itertools.pairwise(bounds):
+            if a in cuts:
+                events += self._gap(float(times[a]))
+            self._append(x[a:b], times[a:b])
+            self._last_time = float(times[b - 1])
+            events += self._emit()
+        self._anchor = (self._last_time, self.n_samples - 1)
+        return events
+
+    def _drop_disordered(self, x: np.ndarray, times: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """The samples whose timestamps are finite and after every earlier one (counted)."""
+        finite = np.isfinite(times)
+        latest = np.maximum.accumulate(np.where(finite, times, -np.inf))
+        before = np.concatenate(([self._last_time], latest[:-1]))
+        before = np.maximum(before, self._last_time)
+        keep = finite & (times > before)
+        self._stats["bad_time"] += int((~finite).sum())
+        self._stats["duplicate"] += int((finite & (times == before)).sum())
+        self._stats["late"] += int((finite & (times < before)).sum())
+        return x[keep], times[keep]
+
+    def _gap(self, t: float) -> list[StreamEvent]:
+        """Handle the gap before a sample at time ``t``: fill it or reset the windows."""
+        if not math.isfinite(self._last_time):
+            return []  # the first sample of the stream
+        missing = round((t - self._last_time) * self.sampling_rate) - 1
+        if self.gaps == "interpolate" and 0 < missing <= self.max_fill:
+            # NaN rows at the missing times: the NaN repair interpolates them
+            fill = np.full((missing, len(self.channels)), np.nan, dtype=np.float32)
+            steps = np.arange(1, missing + 1, dtype=np.float64)
+            self._append(fill, self._last_time + steps * (t - self._last_time) / (missing + 1),
+                         _FILLED)
+            self._stats["gap_filled"] += missing
+            return self._emit()
+        self._stats["resets"] += 1
+        self._next = self.n_samples  # no window spans the gap
+        self._clean = self.n_samples
+        self._prev_row[:] = np.nan
+        self.smoother.reset()
+        return []
 
     def _check(self, chunk: ArrayLike) -> np.ndarray:
         """The chunk as float32 ``(n, channels)``, or a DataFormatError."""
@@ -401,6 +543,8 @@ class StreamingPredictor:
                                                f"per time step, columns {_channel_list(self.channels)}"
                                                f"; got shape {x.shape}")
         finite = np.isfinite(x)
+        if not finite.all() and self.nan == "repair":
+            return np.where(finite, x, np.float32(np.nan))  # inf is missing too
         if not finite.all():
             row, col = (int(v) for v in np.argwhere(~finite)[0])
             raise DataFormatError(self.source, f"sample {self.n_samples + row} (row {row} of the "
@@ -423,10 +567,64 @@ class StreamingPredictor:
         else:
             raise DataFormatError(self.source, f"timestamp must be one number or one per sample "
                                                f"({n}), got shape {ts.shape}")
-        if not np.isfinite(times).all():
+        if self.disorder == "keep" and not np.isfinite(times).all():
             raise DataFormatError(self.source, "timestamps must be finite numbers of seconds")
-        self._anchor = (float(times[-1]), first + n - 1)
+        if self.strict:  # otherwise feed moves it past what it kept
+            self._anchor = (float(times[-1]), first + n - 1)
         return times
+
+    def _append(self, x: np.ndarray, times: np.ndarray, flag: np.uint8 = np.uint8(0)) -> None:
+        """Put samples into the buffer; repair NaN runs (the ``nan`` policy) where needed."""
+        n = len(x)
+        if n == 0:
+            return
+        self._make_room(n)
+        end = self._len + n
+        self._buf[self._len : end] = x
+        self._times[self._len : end] = times
+        self._flags[self._len : end] = flag
+        self._len = end
+        if self.strict:
+            self._clean = self.n_samples
+        else:
+            self._repair()
+
+    def _repair(self) -> None:
+        """Interpolate the NaN runs of up to ``max_fill`` samples between finite values in the
+        rows not checked yet; flag longer runs bad; stop before a short run still open."""
+        a = self._clean - self._base
+        rows = self._buf[a : self._len]
+        m = len(rows)
+        if m == 0:
+            return
+        missing = ~np.isfinite(rows)
+        done = m
+        if missing.any():
+            bad = np.zeros(m, dtype=bool)
+            filled = np.zeros(m, dtype=bool)
+            for c in np.flatnonzero(missing.any(axis=0)):
+                col = rows[:, c]
+                edges = np.diff(np.concatenate(([0], missing[:, c].astype(np.int8), [0])))
+                for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1),
+                                strict=True):
+                    left = col[s - 1] if s > 0 else self._prev_row[c]
+                    short = e - s <= self.max_fill and np.isfinite(left)
+                    if e == m and short:
+                        done = min(done, int(s))  # may still end within max_fill: wait
+                    elif short:
+                        right = col[e]
+                        frac = np.arange(1, e - s + 1, dtype=np.float32) / np.float32(e - s + 1)
+                        col[s:e] = left + (right - left) * frac
+                        filled[s:e] = True
+                    else:
+                        bad[s:e] = True
+            flags = self._flags[a : self._len]
+            flags[bad] |= _BAD
+            self._stats["interpolated"] += int((filled & ((flags & _FILLED) == 0)).sum())
+            flags[filled] |= _FILLED
+        if done > 0:
+            self._prev_row = rows[done - 1].copy()
+        self._clean += done
 
     def _make_room(self, n: int) -> None:
         """Make ``n`` free rows at the end of the buffer: drop the rows no window needs any
@@ -435,26 +633,29 @@ class StreamingPredictor:
         if self._len + n <= len(self._buf):
             return
         total = self.n_samples
-        keep_from = min(self._next, total)  # stream index of the first row still needed
+        keep_from = min(self._next, self._clean, total)  # the first row still needed
         m = total - keep_from
         src = keep_from - self._base
         if m + n > len(self._buf):
             cap = max(m + n, 2 * len(self._buf))
             buf = np.empty((cap, self._buf.shape[1]), dtype=np.float32)
             times = np.empty(cap, dtype=np.float64)
+            flags = np.zeros(cap, dtype=np.uint8)
             buf[:m] = self._buf[src : src + m]
             times[:m] = self._times[src : src + m]
-            self._buf, self._times = buf, times
+            flags[:m] = self._flags[src : src + m]
+            self._buf, self._times, self._flags = buf, times, flags
         else:  # numpy copies overlapping ranges correctly
             self._buf[:m] = self._buf[src : src + m]
             self._times[:m] = self._times[src : src + m]
+            self._flags[:m] = self._flags[src : src + m]
         self._base = keep_from
         self._len = m
 
     def _emit(self) -> list[StreamEvent]:
         """Predict every complete window not predicted yet, in one call."""
         w, hop = self.window_len, self.hop
-        ready = (self.n_samples - self._next - w) // hop + 1
+        ready = (min(self.n_samples, self._clean) - self._next - w) // hop + 1
         if ready <= 0:
             return []
         off = self._next - self._base
@@ -465,29 +666,48 @@ class StreamingPredictor:
             windows = rows.reshape(ready, w, rows.shape[1])
         else:
             windows = sliding_windows(rows, w, hop)  # (rows, C) -> (ready, W, C) strided view
+        starts = self._next + hop * np.arange(ready)
+        repaired = np.zeros(ready, dtype=np.int64)
+        keep = np.ones(ready, dtype=bool)
+        flags = self._flags[off : off + (ready - 1) * hop + w]
+        if flags.any():
+            fw = np.lib.stride_tricks.sliding_window_view(flags, w)[::hop]  # (rows,) -> (ready, W)
+            keep = np.asarray(((fw & _BAD) == 0).all(axis=1))
+            repaired = ((fw & _FILLED) != 0).sum(axis=1)
+            windows = windows[keep]  # never a prediction on NaN
+            self._stats["windows_dropped"] += int(ready - keep.sum())
+        if len(windows) == 0:
+            self._next += ready * hop
+            self._index += ready
+            return []
         probs = np.asarray(self.predictor.predict_proba(windows), dtype=np.float64)
-        if probs.shape != (ready, len(self.classes)):
+        if probs.shape != (len(windows), len(self.classes)):
             raise RuntimeError(f"the predictor returned probabilities of shape {probs.shape} "
-                               f"for {ready} windows of {len(self.classes)} classes")
+                               f"for {len(windows)} windows of {len(self.classes)} classes")
         events = []
         period = 1.0 / self.sampling_rate
-        for p in probs:
-            start = self._next
+        self._next += ready * hop
+        numbers = self._index + np.arange(ready)
+        self._index += ready
+        for p, start, number, rep in zip(probs, starts[keep].tolist(), numbers[keep].tolist(),
+                                         repaired[keep].tolist(), strict=True):
+            if not np.isfinite(p).all():  # values beyond what the model takes (overflow)
+                self._stats["windows_not_finite"] += 1
+                continue
             end = start + w
             top = int(p.argmax())
             decided, smoothed = self.smoother.update(p)
             conf = float(smoothed[decided])
             decision = self.classes[decided] if conf >= self.threshold else self.unknown
             events.append(StreamEvent(
-                index=self._index, start=start, end=end,
+                index=number, start=start, end=end,
                 timestamp=float(self._times[end - 1 - self._base]) + period,
                 label=self.classes[top], confidence=float(p[top]),
                 probabilities=tuple(p.tolist()), decision=decision, decision_confidence=conf,
                 smoothed=tuple(np.asarray(smoothed, dtype=np.float64).tolist()),
-                changed=decision != self._last_decision))
+                changed=decision != self._last_decision, repaired=rep))
             self._last_decision = decision
-            self._index += 1
-            self._next += hop
+            self._predicted += 1
         return events
 
 
@@ -527,22 +747,38 @@ def csv_chunks(blocks: Iterable[Sequence[str]], channels: Sequence[str], source:
                ) -> Generator[np.ndarray, None, None]:
     """Parse CSV text arriving as blocks of lines into float32 chunks ``(n, channels)``.
 
+    See :func:`csv_timed_chunks` (this is it without times or missing values).
+    """
+    for x, _ in csv_timed_chunks(blocks, channels, source):
+        yield x
+
+
+def csv_timed_chunks(blocks: Iterable[Sequence[str]], channels: Sequence[str], source: str, *,
+                     time_column: str | None = None, allow_missing: bool = False
+                     ) -> Generator[tuple[np.ndarray, np.ndarray | None], None, None]:
+    """Parse CSV text arriving as blocks of lines into float32 chunks ``(n, channels)``, each
+    with its samples' times ``(n,)`` float64 from ``time_column`` (None without one).
+
     The first non-blank line is a header naming the columns; the ``channels`` columns are
     taken by name, in ``channels`` order, and other columns (timestamps, labels) ignored, as
     :func:`~harkit.inference.read_samples_csv` does. Each block of lines gives one chunk
-    (blocks without samples give none).
+    (blocks without samples give none). With ``allow_missing``, an empty field, ``nan`` or
+    ``inf`` is a missing value (NaN, for a stream with ``nan="repair"``), and so is a time
+    that is not a number.
 
     Raises:
-        DataFormatError: naming ``source`` and the line: a missing channel in the header, a
-            row with another number of fields than the header, or a value that is not a
-            finite number.
+        DataFormatError: naming ``source`` and the line: a missing channel (or time column)
+            in the header, a row with another number of fields than the header, or a value
+            that is not a finite number.
     """
     line_no = 0
+    t_idx = -1
     idx: list[int] = []
     n_fields = 0
     header_seen = False
     for block in blocks:
         rows: list[list[float]] = []
+        stamps: list[float] = []
         row_lines: list[int] = []
         row_fields: list[list[str]] = []  # the text, for the error of a value that overflows
         for fields in csv.reader(block, skipinitialspace=True):
@@ -552,12 +788,14 @@ def csv_chunks(blocks: Iterable[Sequence[str]], channels: Sequence[str], source:
             if not header_seen:
                 header = [f.strip() for f in fields]
                 header[0] = header[0].lstrip("\ufeff")
-                missing = [c for c in channels if c not in header]
+                missing = [c for c in [*channels, *([time_column] if time_column else [])]
+                           if c not in header]
                 if missing:
                     raise DataFormatError(source, f"missing column(s) {missing}; the model "
                                                   f"expects channels {list(channels)}, the "
                                                   f"header has {header}", line=line_no)
                 idx = [header.index(c) for c in channels]
+                t_idx = header.index(time_column) if time_column else -1
                 n_fields = len(header)
                 header_seen = True
                 continue
@@ -567,22 +805,36 @@ def csv_chunks(blocks: Iterable[Sequence[str]], channels: Sequence[str], source:
             try:
                 rows.append([float(fields[j]) for j in idx])
             except ValueError:
-                _raise_bad_value(fields, idx, channels, source, line_no)
+                if not allow_missing:
+                    _raise_bad_value(fields, idx, channels, source, line_no)
+                rows.append([_number_or_nan(fields[j]) for j in idx])
+            if t_idx >= 0:
+                stamps.append(_number_or_nan(fields[t_idx]))
             row_lines.append(line_no)
             row_fields.append(fields)
         if rows:
             with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: reported below
                 x = np.array(rows, dtype=np.float32)
             finite = np.isfinite(x)
-            if not finite.all():
+            if allow_missing:
+                x[~finite] = np.nan
+            elif not finite.all():
                 r, c = (int(v) for v in np.argwhere(~finite)[0])
                 raise DataFormatError(source, f"column {channels[c]!r} has "
                                               f"{row_fields[r][idx[c]].strip()!r}, expected a "
                                               "finite number (float32)", line=row_lines[r])
-            yield x
+            yield x, (np.array(stamps, dtype=np.float64) if t_idx >= 0 else None)
     if not header_seen:
         raise DataFormatError(source, f"no data; expected a CSV header naming the channels "
                                       f"{list(channels)}")
+
+
+def _number_or_nan(text: str) -> float:
+    """A CSV field as a float, NaN when it is not a number."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def _raise_bad_value(fields: Sequence[str], idx: Sequence[int], channels: Sequence[str],
@@ -671,6 +923,15 @@ def parse_tcp_url(source: str) -> tuple[str, int]:
 
 def open_source(source: str, channels: Sequence[str], *, block_rows: int = 1024,
                 connect_timeout: float = 10.0) -> Generator[np.ndarray, None, None]:
+    """:func:`open_timed_source` without times or missing values: chunks ``(n, channels)``."""
+    return (x for x, _ in open_timed_source(source, channels, block_rows=block_rows,
+                                            connect_timeout=connect_timeout))
+
+
+def open_timed_source(source: str, channels: Sequence[str], *, block_rows: int = 1024,
+                      connect_timeout: float = 10.0, time_column: str | None = None,
+                      allow_missing: bool = False
+                      ) -> Generator[tuple[np.ndarray, np.ndarray | None], None, None]:
     """Chunks of samples ``(n, channels)`` float32 from a CSV source, read as they come.
 
     Args:
@@ -678,17 +939,24 @@ def open_source(source: str, channels: Sequence[str], *, block_rows: int = 1024,
             (line by line) or ``tcp://host:port`` (connect, then the lines of each read).
             The text is CSV with a header naming the channels (see :func:`csv_chunks`).
         channels: the columns to take, in this order (the predictor's channels).
+        time_column, allow_missing: see :func:`csv_timed_chunks`.
+
+    Yields:
+        ``(samples, times)``: float32 ``(n, channels)`` and float64 ``(n,)`` seconds (None
+        without ``time_column``).
 
     Raises:
         DataFormatError: as :func:`csv_chunks`, or a file that is missing or not text.
         HarkitError: a TCP address that is malformed or does not accept the connection.
     """
+    kw: dict[str, Any] = {"time_column": time_column, "allow_missing": allow_missing}
     if source == "-":
-        return csv_chunks(_text_blocks(sys.stdin, "<stdin>"), channels, "<stdin>")
+        return csv_timed_chunks(_text_blocks(sys.stdin, "<stdin>"), channels, "<stdin>", **kw)
     if source.startswith("tcp://"):
         host, port = parse_tcp_url(source)
-        return csv_chunks(_tcp_blocks(source, host, port, connect_timeout), channels, source)
-    return csv_chunks(_file_blocks(Path(source), block_rows), channels, source)
+        return csv_timed_chunks(_tcp_blocks(source, host, port, connect_timeout), channels,
+                                source, **kw)
+    return csv_timed_chunks(_file_blocks(Path(source), block_rows), channels, source, **kw)
 
 
 def paced(chunks: Iterable[np.ndarray], rate: float, speed: float = 1.0, *, tick: float = 0.02,
@@ -718,7 +986,10 @@ def paced(chunks: Iterable[np.ndarray], rate: float, speed: float = 1.0, *, tick
             yield piece
 
 
-__all__ = ["SMOOTHING_KINDS", "HysteresisSmoothing", "MeanSmoothing", "NoSmoothing", "Smoother",
-           "StreamEvent", "StreamingPredictor", "WindowPredictor", "check_stream_options",
-           "csv_chunks", "make_smoother", "measure_latency", "open_source", "paced",
+__all__ = ["DISORDER_POLICIES", "GAP_POLICIES", "NAN_POLICIES", "SMOOTHING_KINDS", "STAT_KEYS",
+           "STREAM_POLICIES", "HysteresisSmoothing", "MeanSmoothing", "NoSmoothing", "Smoother",
+           "StreamEvent", "StreamingPredictor", "WindowPredictor", "check_policy_options",
+           "check_stream_options",
+           "csv_chunks", "csv_timed_chunks", "make_smoother", "measure_latency", "open_source",
+           "open_timed_source", "paced",
            "parse_tcp_url"]

@@ -15,6 +15,27 @@ Routes:
 - ``GET /health``, ``GET /model``, ``GET /metrics`` (Prometheus text format) and ``GET /``,
   a live page (plain HTML, JavaScript and canvas; nothing loaded from elsewhere).
 
+Hostile streams: a samples message may carry ``"timestamp"`` (seconds of its first sample, or
+one per sample). What a stream does with gaps, NaN bursts and disordered timestamps is the
+policy of :mod:`harkit.inference.streaming`: the server's default (``stream_policy``,
+``strict`` or ``repair``), overridden per connection by the query options ``policy``,
+``gaps``, ``nan``, ``disorder``, ``max_fill`` and ``gap_factor``. With ``nan=repair``,
+``null``, ``NaN`` and infinities are accepted as missing values. After a message whose samples
+were dropped, filled or reset at, the server sends ``{"type": "repair", "delta": {...},
+"total": {...}}`` with the counters of ``StreamingPredictor.stats``.
+
+Hostile clients: every client fault is a 4xx with a JSON ``{"detail": ...}`` naming the field
+(malformed JSON, wrong types or shapes, an empty body: 400/422; a body over
+``max_body_bytes``: 413, refused by its Content-Length or as soon as the bytes received pass
+the limit, never buffered whole). A body not complete within ``body_timeout`` seconds (a
+client trickling bytes) is answered 408 and its connection closed; a stream that sends nothing
+for ``ws_idle_timeout`` seconds, or does not read its events for ``send_timeout`` seconds, is
+closed (1001 / 1008). A client that disconnects mid-request or mid-stream leaves nothing
+behind. An unexpected server error is a JSON 500 (``/stream``: an error message and close code
+1011), logged with its traceback. Each of these is counted in ``/metrics``
+(``harkit_client_faults_total``). Waiting clients cost no thread: one slow client does not
+hold up the others.
+
 Predictions run in a thread pool, never on the event loop, so a slow request or stream does
 not hold up the others. FastAPI and uvicorn are imported by :func:`create_app` and
 :func:`serve` only (``pip install harkit[serve]``).
@@ -120,8 +141,14 @@ class _Service:
     """The state the routes share: predictor, limits, thread pool and metrics."""
 
     def __init__(self, predictor: "WindowPredictor", info: dict[str, Any], *, max_batch: int,
-                 max_body_bytes: int, demo: np.ndarray | None, workers: int) -> None:
+                 max_body_bytes: int, demo: np.ndarray | None, workers: int,
+                 body_timeout: float = 30.0, ws_idle_timeout: float = 300.0,
+                 send_timeout: float = 30.0, stream_policy: str = "strict") -> None:
         self.predictor = predictor
+        self.body_timeout = body_timeout
+        self.ws_idle_timeout = ws_idle_timeout
+        self.send_timeout = send_timeout
+        self.stream_policy = stream_policy
         self.info = info
         self.max_batch = max_batch
         self.max_body_bytes = max_body_bytes
@@ -153,8 +180,9 @@ class _Service:
         """The most samples whose windows (with ``hop``) stay within ``max_batch``."""
         return int(self.predictor.window_len) + self.max_batch * hop - 1
 
-    def samples(self, value: Any, strict: bool, field: str = "samples") -> np.ndarray:
-        return to_float_array(value, field, self.sample_dims, strict)
+    def samples(self, value: Any, strict: bool, field: str = "samples",
+                allow_missing: bool = False) -> np.ndarray:
+        return to_float_array(value, field, self.sample_dims, strict, allow_missing)
 
 
 class _MetricsMiddleware:
@@ -166,6 +194,7 @@ class _MetricsMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            scope["harkit.server_send"] = send  # the server's own, for _abort
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
@@ -267,11 +296,19 @@ def _prediction_input(svc: _Service, body: bytes) -> tuple[np.ndarray, np.ndarra
     return np.ascontiguousarray(X), window_starts(len(S), int(p.window_len), hop), hop
 
 
-def _stream_options(query: Mapping[str, str], hop_limit: int) -> dict[str, Any]:
-    """StreamingPredictor keyword arguments from the ``/stream`` query string."""
-    from harkit.inference.streaming import SMOOTHING_KINDS, check_stream_options
+def _stream_options(query: Mapping[str, str], hop_limit: int, policy: str = "strict"
+                    ) -> dict[str, Any]:
+    """StreamingPredictor keyword arguments from the ``/stream`` query string (``policy``:
+    the server's default hostile-stream preset)."""
+    from harkit.inference.streaming import (
+        SMOOTHING_KINDS,
+        STREAM_POLICIES,
+        check_policy_options,
+        check_stream_options,
+    )
 
-    known = {"smoothing", "k", "margin", "threshold", "hop", "unknown", "demo", "speed"}
+    known = {"smoothing", "k", "margin", "threshold", "hop", "unknown", "demo", "speed",
+             "policy", "gaps", "nan", "disorder", "max_fill", "gap_factor"}
     unknown = sorted(set(query) - known)
     if unknown:
         raise InputError(422, f"unknown query option {unknown[0]!r}; expected "
@@ -307,7 +344,53 @@ def _stream_options(query: Mapping[str, str], hop_limit: int) -> dict[str, Any]:
         if not 1 <= hop <= hop_limit:
             raise InputError(422, f"query option hop={hop}: expected 1 to {hop_limit} samples")
         opts["hop"] = hop
-    return opts
+    preset = query.get("policy", policy)
+    if preset not in STREAM_POLICIES:
+        raise InputError(422, f"query option policy={preset!r}: expected one of "
+                              f"{', '.join(STREAM_POLICIES)}")
+    pol: dict[str, Any] = {**STREAM_POLICIES[preset]}
+    pol.update({k: query[k] for k in ("gaps", "nan", "disorder") if k in query})
+    pol["gap_factor"] = number("gap_factor", float, 2.0)
+    if "max_fill" in query:
+        pol["max_fill"] = number("max_fill", int, 0)
+        if pol["max_fill"] > hop_limit:
+            raise InputError(422, f"query option max_fill={pol['max_fill']}: expected 0 to "
+                                  f"{hop_limit} samples")
+    try:
+        check_policy_options(pol["gaps"], pol["nan"], pol["disorder"], pol["gap_factor"],
+                             pol.get("max_fill"))
+    except ConfigError as e:
+        raise InputError(422, f"query option {e}") from None
+    return {**opts, **pol}
+
+
+class _SlowReader(Exception):
+    """A stream client that does not read what the server sends."""
+
+
+def _timestamp(value: Any, n: int) -> float | np.ndarray | None:
+    """A samples message's ``timestamp``: None, a number (the first sample's time in seconds)
+    or one number per sample; anything else is a 422 naming the field."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int) and abs(value) > 2**53:
+            raise InputError(422, f"timestamp is an integer of {len(str(abs(value)))} digits; "
+                                  "expected seconds")
+        return float(value)
+    if isinstance(value, list):  # float64: seconds since an epoch do not fit float32
+        if len(value) != n:
+            raise InputError(422, f"timestamp has {len(value)} values; expected one per sample "
+                                  f"({n}) or one number")
+        for i, v in enumerate(value):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise InputError(422, f"timestamp[{i}] is {type(v).__name__}; expected seconds")
+        try:
+            return np.array([np.nan if v is None else v for v in value], dtype=np.float64)
+        except OverflowError:
+            raise InputError(422, "timestamp holds an integer too large for seconds") from None
+    raise InputError(422, f"timestamp is {type(value).__name__}; expected seconds (a number, "
+                          "or one number per sample)")
 
 
 class _StreamSession:
@@ -322,22 +405,44 @@ class _StreamSession:
         self._send_lock = asyncio.Lock()
 
     async def send(self, *messages: dict[str, Any]) -> None:
+        """Send messages in order; a client that does not read them within ``send_timeout``
+        seconds is a :class:`_SlowReader`."""
         # one lock: the demo task and the receive loop both send
         async with self._send_lock:
             for m in messages:
-                await self.ws.send_json(m)
+                try:
+                    await asyncio.wait_for(self.ws.send_json(m), self.svc.send_timeout)
+                except TimeoutError:
+                    raise _SlowReader from None
 
-    async def push(self, chunk: np.ndarray) -> None:
-        """Feed a chunk (in the thread pool) and send its events."""
-        events = await self.svc.run(self.streamer.feed, chunk)
+    async def push(self, chunk: np.ndarray, timestamp: Any = None) -> None:
+        """Feed a chunk (in the thread pool) and send its events, then what the hostile-stream
+        policies did with it, if anything."""
+        before = self.streamer.stats
+        events = await self.svc.run(self.streamer.feed, chunk, timestamp)
         if events:
             self.svc.metrics.add_windows("stream", len(events))
             await self.send(*({"type": "event", **e.to_dict(self.classes)} for e in events))
             self.svc.metrics.events(len(events))
+        after = self.streamer.stats
+        delta = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+        if delta:
+            self.svc.metrics.repairs(delta)
+            await self.send({"type": "repair", "delta": delta, "total": after})
 
     async def receive_loop(self) -> None:
+        idle = self.svc.ws_idle_timeout
         while True:
-            message = await self.ws.receive()
+            try:
+                message = await asyncio.wait_for(self.ws.receive(), idle)
+            except TimeoutError:
+                if self.demo_task is not None and not self.demo_task.done():
+                    continue  # watching a replay is not idle
+                self.svc.metrics.fault("ws_idle_timeout")
+                await self.send({"type": "error", "status": 408, "message":
+                                 f"no message for {idle:g} s (ws_idle_timeout); closing"})
+                await self.ws.close(code=1001, reason="idle timeout")
+                return
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
@@ -357,7 +462,8 @@ class _StreamSession:
                 await self.send({"type": "error", "status": 422, "message": str(e)})
 
     async def handle(self, text: str) -> None:
-        obj = check_keys(parse_json(text, "message"), ("type", "samples", "speed"), "a message")
+        obj = check_keys(parse_json(text, "message"), ("type", "samples", "speed", "timestamp"),
+                         "a message")
         kind = obj.get("type", "samples")
         if kind == "samples":
             if "samples" not in obj:
@@ -373,7 +479,12 @@ class _StreamSession:
             if isinstance(value, list) and len(value) > limit:
                 raise InputError(413, f"samples has {len(value)} rows; at most {limit} per "
                                       "message (max_batch windows)")
-            await self.push(self.svc.samples(value, _has_booleans(text)))
+            missing = self.streamer.nan == "repair"
+            samples = self.svc.samples(value, _has_booleans(text) or missing,
+                                       allow_missing=missing)
+            await self.push(samples, _timestamp(obj.get("timestamp"), len(samples)))
+        elif "timestamp" in obj:
+            raise InputError(422, "'timestamp' belongs to a samples message")
         elif kind == "reset":
             await self.stop_demo()
             self.streamer.reset()
@@ -435,10 +546,37 @@ class _StreamSession:
                          "windows": self.streamer.n_windows})
 
 
+async def _close_quietly(ws: "WebSocket", code: int, reason: str,
+                        message: dict[str, Any] | None = None) -> None:
+    """Send ``message`` (if any) and close, ignoring a client that is already gone; a client
+    that does not read even the close frame has its connection dropped."""
+    try:
+        if message is not None:
+            await asyncio.wait_for(ws.send_json(message), 1.0)
+        await asyncio.wait_for(ws.close(code=code, reason=reason), 1.0)
+    except TimeoutError:
+        _abort(ws)
+    except Exception:
+        log.debug("closing a stream that is already gone", exc_info=True)
+
+
+def _abort(ws: "WebSocket") -> None:
+    """Drop a stream's TCP connection now, unsent data and all. A graceful close would wait
+    for a client that reads nothing to take the server's buffered messages first."""
+    # the ASGI send of uvicorn's WebSocket protocols is a method of the protocol, which
+    # holds the transport (a graceful close, as uvicorn's own at the end of the session or
+    # at a keepalive timeout, waits for the buffered data to be read: forever here)
+    protocol = getattr(ws.scope.get("harkit.server_send"), "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if transport is not None and hasattr(transport, "abort"):
+        transport.abort()
+
+
 def create_app(model: "str | Path | WindowPredictor", *, which: str | None = None,
                max_batch: int = 1024, max_body_bytes: int = 16 * 2**20,
                demo_recording: np.ndarray | str | Path | None = None, threads: int | None = None,
-               workers: int = 4) -> "FastAPI":
+               workers: int = 4, body_timeout: float = 30.0, ws_idle_timeout: float = 300.0,
+               send_timeout: float = 30.0, stream_policy: str = "strict") -> "FastAPI":
     """The FastAPI application serving ``model`` (see the module docstring for the routes).
 
     Args:
@@ -452,6 +590,11 @@ def create_app(model: "str | Path | WindowPredictor", *, which: str | None = Non
             :func:`demo_recording_for_run`.
         threads: intra-op threads of the model (torch or ONNX Runtime); None: their default.
         workers: threads predicting concurrently (requests and streams).
+        body_timeout: seconds a request body may take to arrive (then 408).
+        ws_idle_timeout: seconds a stream may send nothing before it is closed.
+        send_timeout: seconds a stream client may leave the server's messages unread.
+        stream_policy: the streams' hostile-input preset, ``strict`` or ``repair`` (see
+            :mod:`harkit.inference.streaming`); clients override it with query options.
 
     Raises:
         ConfigError: a limit out of range or a demo recording that does not fit the model.
@@ -472,6 +615,16 @@ def create_app(model: "str | Path | WindowPredictor", *, which: str | None = Non
                     ("workers", workers)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{name}={v!r}: expected a positive integer")
+    for name, t in (("body_timeout", body_timeout), ("ws_idle_timeout", ws_idle_timeout),
+                    ("send_timeout", send_timeout)):
+        if isinstance(t, bool) or not isinstance(t, int | float) or not (
+                math.isfinite(t) and t > 0):
+            raise ConfigError(f"{name}={t!r}: expected a positive number of seconds")
+    from harkit.inference.streaming import STREAM_POLICIES
+
+    if stream_policy not in STREAM_POLICIES:
+        raise ConfigError(f"stream_policy={stream_policy!r}: expected one of "
+                          f"{', '.join(STREAM_POLICIES)}")
     source = str(model) if isinstance(model, str | Path) else ""
     predictor = (_load_predictor(model, which, threads) if isinstance(model, str | Path)
                  else model)
@@ -485,7 +638,9 @@ def create_app(model: "str | Path | WindowPredictor", *, which: str | None = Non
         demo = _check_recording(demo_recording, predictor)
     info = model_info(predictor, source)
     svc = _Service(predictor, info, max_batch=max_batch, max_body_bytes=max_body_bytes,
-                   demo=demo, workers=workers)
+                   demo=demo, workers=workers, body_timeout=float(body_timeout),
+                   ws_idle_timeout=float(ws_idle_timeout), send_timeout=float(send_timeout),
+                   stream_policy=stream_policy)
     # the first calls of an optimised model profile its shapes: pay that before serving
     for n in (1, 2):
         predictor.predict_proba(np.zeros((n, info["window_len"], len(info["channels"])),
@@ -500,6 +655,13 @@ def create_app(model: "str | Path | WindowPredictor", *, which: str | None = Non
                   lifespan=lifespan)
     app.state.service = svc
     app.add_middleware(_MetricsMiddleware, metrics=svc.metrics)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # a bug, not a client fault: logged with its traceback, answered in JSON
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _error(500, f"internal server error ({type(exc).__name__}); see the server log")
+
+    app.add_exception_handler(Exception, server_error)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -519,15 +681,33 @@ def create_app(model: "str | Path | WindowPredictor", *, which: str | None = Non
     @app.post("/predict")
     async def predict(request: Request) -> Response:
         try:
-            body = await _read_body(request, max_body_bytes)
+            try:
+                body = await asyncio.wait_for(_read_body(request, max_body_bytes),
+                                              svc.body_timeout)
+            except TimeoutError:
+                svc.metrics.fault("body_timeout")
+                raise InputError(408, f"the request body did not arrive within "
+                                      f"{svc.body_timeout:g} s (body_timeout)") from None
             X, starts, hop = _prediction_input(svc, body)
         except InputError as e:
-            return _error(e.status, e.message)
-        probs = await svc.run(predictor.predict_proba, X)
+            if e.status == 400 and "disconnected" in e.message:
+                svc.metrics.fault("disconnect")
+            response = _error(e.status, e.message)
+            if e.status in (408, 413):  # the rest of the body is not read: do not reuse
+                response.headers["Connection"] = "close"
+            return response
+        probs = np.asarray(await svc.run(predictor.predict_proba, X), dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+        if bad.size:  # finite input the model overflows on: the client's values, not a bug
+            i = int(bad[0])
+            return _error(422, f"{'windows' if starts is None else 'the window of samples'}"
+                               f"[{i}]: the model's probabilities are not finite numbers for "
+                               f"its values (largest |value| {float(np.abs(X[i]).max()):.3g});"
+                               " expected values in the range the model was trained on")
         svc.metrics.add_windows("predict", len(X))
         classes = info["classes"]
         preds = []
-        for i, p in enumerate(np.asarray(probs, dtype=np.float64)):
+        for i, p in enumerate(probs):
             top = int(p.argmax())
             row: dict[str, Any] = {"window": i}
             if starts is not None:
@@ -551,7 +731,8 @@ def create_app(model: "str | Path | WindowPredictor", *, which: str | None = Non
         session: _StreamSession | None = None
         try:
             try:
-                opts = _stream_options(ws.query_params, max(int(predictor.window_len), 1) * 16)
+                opts = _stream_options(ws.query_params, max(int(predictor.window_len), 1) * 16,
+                                       svc.stream_policy)
             except InputError as e:
                 await ws.send_json({"type": "error", "status": e.status, "message": e.message})
                 await ws.close(code=1008, reason=e.message[:120])
@@ -564,7 +745,21 @@ def create_app(model: "str | Path | WindowPredictor", *, which: str | None = Non
                 "demo": demo is not None, "demo_samples": None if demo is None else len(demo)})
             await session.receive_loop()
         except (WebSocketDisconnect, OSError):
-            pass  # the client went away: nothing to answer
+            svc.metrics.fault("ws_disconnect")  # the client went away: nothing to answer
+        except _SlowReader:
+            svc.metrics.fault("ws_send_timeout")
+            _abort(ws)  # a close frame would queue behind the unread messages
+        except Exception as exc:
+            if ws.client_state.name == "DISCONNECTED" or \
+                    ws.application_state.name == "DISCONNECTED":
+                svc.metrics.fault("ws_disconnect")  # a send raced the client's leaving
+            else:  # a bug, not a client fault
+                log.error("/stream failed", exc_info=exc)
+                svc.metrics.fault("ws_server_error")
+                await _close_quietly(ws, 1011, "internal server error", {
+                    "type": "error", "status": 500,
+                    "message": f"internal server error ({type(exc).__name__}); see the "
+                               "server log"})
         finally:
             if session is not None and session.demo_task is not None:
                 session.demo_task.cancel()
@@ -618,8 +813,9 @@ def demo_recording_for_run(run_dir: str | Path, csv: str | Path | None = None, *
 
 
 def serve(model: "str | Path | WindowPredictor", host: str = "127.0.0.1", port: int = 8000, *,
-          log_level: str = "info", **kwargs: Any) -> None:
-    """Run :func:`create_app` ``(model, **kwargs)`` under uvicorn until interrupted."""
+          log_level: str = "info", limit_concurrency: int | None = None, **kwargs: Any) -> None:
+    """Run :func:`create_app` ``(model, **kwargs)`` under uvicorn until interrupted
+    (``limit_concurrency``: most connections at once, more are answered 503)."""
     try:
         import uvicorn
     except ImportError:
@@ -634,7 +830,7 @@ def serve(model: "str | Path | WindowPredictor", host: str = "127.0.0.1", port: 
     # uvicorn closes a stream whose message is over ws_max_size; a little over the limit, so
     # that a slightly larger message gets the server's own error message instead
     uvicorn.run(app, host=host, port=port, log_level=log_level, ws="auto",
-                ws_max_size=max_body + 1024)
+                ws_max_size=max_body + 1024, limit_concurrency=limit_concurrency)
 
 
 __all__ = ["create_app", "demo_recording_for_run", "model_info", "serve"]

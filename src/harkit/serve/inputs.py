@@ -63,7 +63,8 @@ def _kind(v: Any) -> str:
     return f"the number {v!r}"
 
 
-def _explain(value: Any, field: str, dims: Sequence[tuple[int | None, str, str]]) -> None:
+def _explain(value: Any, field: str, dims: Sequence[tuple[int | None, str, str]],
+             allow_missing: bool = False) -> None:
     """Walk ``value`` and raise the InputError for its first problem (shape, type or value).
 
     ``dims`` gives, per axis, the expected length (None: any, at least 1), what the items of
@@ -71,6 +72,8 @@ def _explain(value: Any, field: str, dims: Sequence[tuple[int | None, str, str]]
     """
     def walk(v: Any, path: str, depth: int) -> None:
         if depth == len(dims):
+            if allow_missing and (v is None or (isinstance(v, float) and not math.isfinite(v))):
+                return
             if isinstance(v, bool) or not isinstance(v, int | float):
                 if isinstance(v, str):
                     try:
@@ -107,13 +110,16 @@ _F32_MAX = float(np.finfo(np.float32).max)
 
 
 def to_float_array(value: Any, field: str, dims: Sequence[tuple[int | None, str, str]],
-                   strict_types: bool = True) -> np.ndarray:
+                   strict_types: bool = True, allow_missing: bool = False) -> np.ndarray:
     """``value`` (nested JSON lists) as a float32 array of the shape ``dims`` describes.
 
     Fast path: numpy converts well-formed input at once; only input it cannot take as a
     regular array of numbers is walked in Python, to name the first bad position. Booleans
     mixed into numbers look like numbers to numpy (0/1): ``strict_types=True`` walks every
     value to refuse them; callers pass False when the JSON text holds no ``true``/``false``.
+
+    ``allow_missing=True`` takes ``null``, ``NaN`` and infinities as missing values (NaN),
+    for a stream that repairs them (``nan=repair``).
 
     Raises:
         InputError: 422 naming the position of a wrong type, length or non-finite value.
@@ -128,12 +134,15 @@ def to_float_array(value: Any, field: str, dims: Sequence[tuple[int | None, str,
                and all(n > 0 and (w is None or w == n)
                        for (w, _, _), n in zip(dims, arr.shape, strict=True)))
     if not regular or strict_types:
-        _explain(value, field, dims)  # raises for any problem but a non-finite float32
+        _explain(value, field, dims, allow_missing)  # any problem but a non-finite float32
     if arr is None or not regular:  # walked: regular lists of numbers (huge ints, say)
         arr = np.array(value, dtype=np.float64)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         out = arr.astype(np.float32)
     finite = np.isfinite(out)
+    if allow_missing:
+        out[~finite] = np.nan
+        finite |= ~np.isfinite(arr.astype(np.float64))  # missing as sent: not an overflow
     if not finite.all():
         pos = tuple(int(i) for i in np.argwhere(~finite)[0])
         where = field + "".join(f"[{i}]" for i in pos)

@@ -51,6 +51,8 @@ class Metrics:
         self.ws_messages = 0
         self.ws_errors = 0
         self.events_pushed = 0
+        self._faults: dict[str, int] = defaultdict(int)
+        self._repairs: dict[str, int] = defaultdict(int)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one HTTP response and its latency."""
@@ -88,6 +90,24 @@ class Metrics:
         """Count ``n`` stream events sent to clients."""
         with self._lock:
             self.events_pushed += n
+
+    def fault(self, kind: str) -> None:
+        """Count one client fault the server survived (``body_timeout``, ``ws_idle_timeout``,
+        ``ws_send_timeout``, ``disconnect``, ...)."""
+        with self._lock:
+            self._faults[kind] += 1
+
+    def repairs(self, stats: dict[str, int]) -> None:
+        """Add a stream's hostile-input counters (see ``StreamingPredictor.stats``)."""
+        with self._lock:
+            for k, v in stats.items():
+                if v:
+                    self._repairs[k] += v
+
+    @property
+    def faults(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._faults)
 
     def render(self) -> str:
         """All metrics in the Prometheus text format."""
@@ -135,6 +155,15 @@ class Metrics:
             out.append(f"harkit_websocket_errors_total {self.ws_errors}")
             family("harkit_stream_events_total", "counter", "Stream events pushed to clients.")
             out.append(f"harkit_stream_events_total {self.events_pushed}")
+            family("harkit_client_faults_total", "counter",
+                   "Client faults survived (timeouts, disconnects), by kind.")
+            for kind, n in sorted(self._faults.items()):
+                out.append(f'harkit_client_faults_total{{kind="{_label(kind)}"}} {n}')
+            family("harkit_stream_repairs_total", "counter",
+                   "Stream samples/windows dropped, filled or reset by the hostile-stream "
+                   "policies, by kind.")
+            for kind, n in sorted(self._repairs.items()):
+                out.append(f'harkit_stream_repairs_total{{kind="{_label(kind)}"}} {n}')
         return "\n".join(out) + "\n"
 
 
