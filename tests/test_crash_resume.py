@@ -190,7 +190,7 @@ def test_slow_write_hook_pauses_half_way(tmp_path: Path, monkeypatch: pytest.Mon
     writer = threading.Thread(target=atomic_write_bytes, args=(target, data))
     writer.start()
     seen: list[int] = []
-    while writer.is_alive() and not seen:
+    while writer.is_alive() and not any(seen):  # the temporary file exists, then fills
         seen = [p.stat().st_size for p in tmp_path.iterdir() if is_temp_file(p)]
         time.sleep(0.01)
     assert target.read_bytes() == b"old"  # still the old file while the new one is half done

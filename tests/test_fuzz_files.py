@@ -901,3 +901,21 @@ def test_utkinect_labels_not_utf8(tmp_path: Path) -> None:
     labels.write_bytes(labels.read_bytes().replace(b"walk", "w\u00e4lk".encode("latin-1"), 1))
     with pytest.raises(DataFormatError, match=r"actionLabel_modified\.txt, line \d+: not UTF-8"):
         load_dataset("utkinect", data_dir=tmp_path)
+
+
+def test_held_back_cache_write_stores_what_was_parsed(tmp_path: Path) -> None:
+    """A cache write held back until the load succeeds stores the parse, not the caller's
+    later in-place changes (hapt's 6-class view relabels its recordings in place)."""
+    from harkit.data import store
+
+    src = tmp_path / "src.txt"
+    src.write_text("1 2 3\n")
+
+    def save(arr: np.ndarray, f: Any) -> None:
+        np.save(f, arr)
+
+    with store.cache_writes_on_success():
+        arr = store.cached_parse("fixture", 1, src, lambda p: np.loadtxt(p), save, np.load)
+        arr[:] = -1  # what a caller does to its copy after the parse
+    again = store.cached_parse("fixture", 1, src, lambda p: np.zeros(3), save, np.load)
+    assert again.tolist() == [1.0, 2.0, 3.0]

@@ -169,12 +169,18 @@ def test_corrupt_checkpoint_is_refused(tmp_path: Path) -> None:
         load_checkpoint(p)
 
 
-def test_resume_falls_back_to_best_when_last_is_corrupt(tiny_cfg: list[str]) -> None:
+def test_resume_falls_back_to_best_when_last_and_previous_are_corrupt(
+        tiny_cfg: list[str], caplog: pytest.LogCaptureFixture) -> None:
+    """Both last checkpoints truncated: the resume says so for each and continues from
+    best.pt (here epoch 1 or 2), still ending with every epoch in the history."""
     part = harkit.train(overrides=[*tiny_cfg, "train.epochs=3"], progress=False, stop_after=2)
-    last = part.run_dir / "checkpoints" / "last.pt"
-    last.write_bytes(last.read_bytes()[:200])
-    r = harkit.train(resume=part.run_dir, progress=False)
+    for name in ("last.pt", "last.prev.pt"):
+        ck = part.run_dir / "checkpoints" / name
+        ck.write_bytes(ck.read_bytes()[:200])
+    with caplog.at_level("WARNING"):
+        r = harkit.train(resume=part.run_dir, progress=False)
     assert r.finished and len(r.history) == 3
+    assert "last.pt" in caplog.text and "last.prev.pt" in caplog.text
 
 
 def test_last_batch_of_one_window_is_dropped(tiny_cfg: list[str]) -> None:

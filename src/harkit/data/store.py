@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import fcntl
 import hashlib
+import io
 import os
 import shutil
 import urllib.error
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from harkit.errors import DataFormatError, DatasetNotFoundError
-from harkit.io import atomic_open, atomic_save
+from harkit.io import atomic_open, atomic_write_bytes
 
 T = TypeVar("T")
 
@@ -231,9 +232,16 @@ def _parse_and_save(src: Path, parse: Callable[[Path], T], save: Callable[[T, IO
                                           "again to fetch it anew)", e.line) from None
         raise
     if use_cache:
+        # Serialised now: a write held back by cache_writes_on_success must store what was
+        # parsed, not what the caller has made of the result meanwhile (hapt's 6-class view
+        # relabels its recordings in place).
+        buf = io.BytesIO()
+        save(result, buf)
+        data = buf.getvalue()
+
         def write() -> None:
             try:
-                atomic_save(cache, lambda f: save(result, f))
+                atomic_write_bytes(cache, data)
             except OSError:
                 pass  # a read-only cache only costs speed
 
