@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +184,28 @@ def train_tiny_run(root: Path) -> Path:
         "data.n_val_subjects=2", "train.epochs=1", "model.width=4", "model.hidden=8",
         "train.num_threads=1", "train.refit=false", "tracking.enabled=false"], progress=False)
     return r.run_dir
+
+
+@contextmanager
+def serve_in_thread(app: Any, ws_max_size: int = 1 << 20) -> Iterator[int]:
+    """Serve ``app`` with a real uvicorn server on a free port of 127.0.0.1 (in a thread);
+    yield the port."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto",
+                                           ws_max_size=ws_max_size))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

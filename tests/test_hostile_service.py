@@ -19,7 +19,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ ws_client = pytest.importorskip("websockets.sync.client")
 
 from harkit.inference import Predictor  # noqa: E402
 from harkit.serve import create_app  # noqa: E402
-from tests.conftest import train_tiny_run  # noqa: E402
+from tests.conftest import serve_in_thread, train_tiny_run  # noqa: E402
 
 MAX_BATCH = 4
 MAX_BODY = 100_000
@@ -51,26 +51,9 @@ def predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
         return Predictor.from_run(train_tiny_run(root))
 
 
-@contextmanager
-def running(app: Any) -> Iterator[int]:
+def running(app: Any) -> AbstractContextManager[int]:
     """Serve ``app`` with uvicorn on a free port of 127.0.0.1 (in a thread); yield the port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto",
-                                           ws_max_size=MAX_BODY + 1024))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    return serve_in_thread(app, ws_max_size=MAX_BODY + 1024)
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,10 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from harkit.errors import ConfigError  # noqa: E402
 from harkit.inference import Predictor  # noqa: E402
 from harkit.inference.streaming import StreamingPredictor  # noqa: E402
 from harkit.serve import create_app, demo_recording_for_run  # noqa: E402
-from tests.conftest import BrowserPage, train_tiny_run  # noqa: E402
+from tests.conftest import BrowserPage, serve_in_thread, train_tiny_run  # noqa: E402
 
 MAX_BATCH = 4
 MAX_BODY = 200_000
@@ -62,26 +61,9 @@ def recording(tiny_run: tuple[Path, np.ndarray]) -> np.ndarray:
     return tiny_run[1]
 
 
-@contextmanager
-def running(app: Any) -> Iterator[int]:
+def running(app: Any) -> AbstractContextManager[int]:
     """Serve ``app`` with uvicorn on a free port of 127.0.0.1 (in a thread); yield the port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto",
-                                           ws_max_size=MAX_BODY + 1024))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    return serve_in_thread(app, ws_max_size=MAX_BODY + 1024)
 
 
 @pytest.fixture(scope="module")

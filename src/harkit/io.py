@@ -64,7 +64,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp",
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(target.parent)  # the rename itself survives a power loss
+    fsync_dir(target.parent)  # the rename itself survives a power loss
 
 
 def _keep_previous(target: Path, previous: Path) -> None:
@@ -82,7 +82,7 @@ def _keep_previous(target: Path, previous: Path) -> None:
     os.replace(link, previous)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Flush a folder's entries to disk (a no-op where folders cannot be opened: Windows)."""
     try:
         fd = os.open(folder, os.O_RDONLY)

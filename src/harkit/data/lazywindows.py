@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from harkit.data.transforms import (
     Standardizer,
 )
 from harkit.errors import ConfigError, DataFormatError
-from harkit.io import atomic_open, atomic_write_text
+from harkit.io import atomic_open, atomic_write_text, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -593,7 +592,7 @@ class WindowCache:
                   "splits": {k: len(v["starts"]) for k, v in index.items()},
                   "params": params}
         atomic_write_text(self.header_path, json.dumps(header, indent=1, default=str) + "\n")
-        _fsync_dir(self.stem.parent)
+        fsync_dir(self.stem.parent)
 
     def header(self) -> dict[str, Any]:
         """The parsed JSON header.
@@ -680,15 +679,3 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make the renames in ``path`` durable (best effort: not every filesystem allows it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
