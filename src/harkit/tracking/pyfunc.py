@@ -26,8 +26,10 @@ class HarkitPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined
 
         self._predictor = Predictor.from_checkpoint(context.artifacts["checkpoint"])
 
-    # No type hints: MLflow would derive an input schema from them; the signature says it.
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    # ``np.ndarray`` is a hint MLflow derives no input schema from (the signature gives it);
+    # without any hint MLflow prints a warning when the model is logged.
+    def predict(self, context: Any, model_input: np.ndarray,
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
         return predictions_frame(self._predictor, model_input)
 
 
