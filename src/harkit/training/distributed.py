@@ -93,6 +93,9 @@ def process_group_from_env() -> Iterator[bool]:
     dist.init_process_group(backend=backend)  # env:// rendezvous set up by torchrun
     try:
         yield True
+        # every rank is done with the group before any tears it down (a rank that destroyed
+        # its gloo group while another was still sending aborted once in CI)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
