@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
+from harkit.serve.probe import wait_healthy
 from uci_har import HARKIT, REPO
 
 N_CH, WINDOW, N_CLASSES = 9, 128, 6
@@ -74,14 +75,7 @@ def server(model: Path, log: Path, *extra: str) -> Iterator[tuple[int, subproces
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         try:
-            for _ in range(300):
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                        break
-                except OSError:
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}") from None
-                    time.sleep(0.2)
+            wait_healthy(port, proc, log)
             yield port, proc
         finally:
             proc.terminate()

@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import append_section, machine
+from harkit.serve.probe import wait_healthy
 from uci_har import HARKIT, REPO
 
 
@@ -133,12 +134,7 @@ def main() -> None:
     log = open(tmp / "server.log", "w")  # noqa: SIM115 (open for the server's lifetime)
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
     try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.2)
+        wait_healthy(port, server, tmp / "server.log")
         url = f"ws://127.0.0.1:{port}/stream"
         t0 = time.perf_counter()
         res = asyncio.run(_run_clients(url, signal, args, ds.window_len, ds.hop))

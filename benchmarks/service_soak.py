@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 from fuzz_service import N_CH, WINDOW, server, tiny_onnx
+from harkit.serve.probe import has_answered, raw_ws_connect, ws_text_frame
 from uci_har import REPO
 
 
@@ -180,13 +181,8 @@ def fault_trickle(port: int, r: random.Random) -> str:
                 s.sendall(b"[")
             except OSError:
                 break
-            s.settimeout(0.1)
-            try:
-                if s.recv(1, socket.MSG_PEEK):
-                    break
-            except TimeoutError:
-                pass
-        s.settimeout(15)
+            if has_answered(s, 0.1):
+                break
         return _status(s)
 
 
@@ -199,35 +195,10 @@ def fault_cut_request(port: int, r: random.Random) -> str:
     return "gone"
 
 
-def _raw_stream(port: int, path: str, rcvbuf: int | None = None) -> socket.socket:
-    """A ``/stream`` connection on a raw socket, past the upgrade."""
-    s = _raw(port)
-    if rcvbuf is not None:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade"
-              "\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
-              "\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    if b" 101 " not in head:
-        raise ConnectionError(f"upgrade refused: {head[:40]!r}")
-    return s
-
-
-def _frame(text: str) -> bytes:
-    """A masked (zero key) WebSocket text frame."""
-    data = text.encode()
-    n = len(data)
-    size = (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n)
-            if n < 65536 else bytes([0x80 | 127]) + struct.pack(">Q", n))
-    return b"\x81" + size + b"\0\0\0\0" + data
-
-
 def fault_cut_stream(port: int, r: random.Random) -> str:
-    s = _raw_stream(port, "/stream")
+    s = raw_ws_connect(port, "/stream", timeout=15)
     for _ in range(r.randint(1, 5)):
-        s.sendall(_frame(json.dumps({"samples": np.zeros((r.randint(1, 300), N_CH)).tolist()})))
+        s.sendall(ws_text_frame(json.dumps({"samples": np.zeros((r.randint(1, 300), N_CH)).tolist()})))
     if r.random() < 0.5:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()  # no close frame
@@ -265,8 +236,8 @@ def fault_nan_burst(port: int, r: random.Random) -> str:
 
 def fault_never_reads(port: int, r: random.Random) -> str:
     """A stream that sends and never reads: the server drops it at its send timeout."""
-    s = _raw_stream(port, "/stream?hop=1", rcvbuf=4096)
-    frame = _frame(json.dumps({"samples": np.zeros((WINDOW + 7, N_CH)).tolist()}))
+    s = raw_ws_connect(port, "/stream?hop=1", rcvbuf=4096, timeout=15)
+    frame = ws_text_frame(json.dumps({"samples": np.zeros((WINDOW + 7, N_CH)).tolist()}))
     t0 = time.monotonic()
     try:
         while time.monotonic() - t0 < 30:
