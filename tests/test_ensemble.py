@@ -45,6 +45,32 @@ def test_ensemble_averages_member_probabilities(two_runs: list[Path]) -> None:
         EnsemblePredictor([a, b], weights=[1.0])
 
 
+def test_ensemble_geometric_mean(two_runs: list[Path]) -> None:
+    X = fixture_windows(seed=5)["test"][0]
+    a, b = Predictor.from_run(two_runs[0]), Predictor.from_run(two_runs[1])
+    pa, pb = a.predict_proba(X).astype(np.float64), b.predict_proba(X[:, :, ::-1])
+    geo = EnsemblePredictor([a, b], weights=[3, 1], combine="geometric").predict_proba(X)
+    want = pa ** 0.75 * pb.astype(np.float64) ** 0.25
+    np.testing.assert_allclose(geo, want / want.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(geo.sum(1), 1.0, rtol=1e-5)
+    # a member with flat probabilities leaves the other's classes unchanged
+    flat = EnsemblePredictor([a, a], combine="geometric")
+    flat.members[1] = _Flat(a)
+    assert (flat.predict(X) == a.predict(X)).all()
+    with pytest.raises(ConfigError, match="combine"):
+        EnsemblePredictor([a, b], combine="median")
+
+
+class _Flat:
+    """A member whose probabilities are uniform."""
+
+    def __init__(self, like: Predictor) -> None:
+        self.n = len(like.classes)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.full((len(X), self.n), 1.0 / self.n, dtype=np.float32)
+
+
 def test_ensemble_cli(two_runs: list[Path], tmp_path: Path,
                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ens"
@@ -52,4 +78,6 @@ def test_ensemble_cli(two_runs: list[Path], tmp_path: Path,
     assert "ensemble of 2" in capsys.readouterr().out
     report = harkit.evaluation.metrics.EvalReport.load(out / "metrics.json")
     assert report.n_windows == 2 * 24 and (out / "confusion_matrix.png").exists()
+    assert main(["ensemble", *map(str, two_runs), "--combine", "geometric"]) == 0
+    assert "geometric mean" in capsys.readouterr().out
     assert main(["ensemble", str(two_runs[0])]) == 2

@@ -159,7 +159,7 @@ class RunResult:
 
     run_dir: Path
     test: EvalReport | None
-    val: EvalReport
+    val: EvalReport | None  # None for a run without validation (data.n_val_subjects=0)
     history: list[dict[str, Any]]
     best_epoch: int  # epoch with the best validation macro F1
     selected_epoch: int  # the epoch train.select chose (what the validation report scores)
@@ -257,7 +257,9 @@ def train(config: ExperimentConfig | dict[str, Any] | str | Path | None = None, 
     the epoch on validation macro F1 (and early-stopping on it); (2) with ``train.refit``
     (default), train a fresh model on *all* training subjects for the selected number of
     epochs, with the normaliser refitted on them. The test split is only used at the end, to
-    evaluate the final model (the refit one, else the selected checkpoint).
+    evaluate the final model (the refit one, else the selected checkpoint). With
+    ``data.n_val_subjects=0`` there is no validation: one fit on all training subjects for
+    ``train.epochs`` epochs, whose last epoch is the model (``RunResult.val`` is None).
 
     Args:
         config: an ExperimentConfig, a mapping, a YAML path, or None for the defaults.
@@ -359,6 +361,28 @@ class _WorkerRun(RunDir):
         pass
 
 
+def has_no_validation(cfg: ExperimentConfig) -> bool:
+    """True for a run trained without validation (``data.n_val_subjects=0`` and no named
+    validation subjects)."""
+    return cfg.data.n_val_subjects == 0 and not cfg.data.val_subjects
+
+
+def _without_validation(cfg: ExperimentConfig) -> ExperimentConfig:
+    """A config with ``data.n_val_subjects=0`` made consistent: the last epoch is the model
+    and there is no refit (the one fit already sees every training subject); settings that
+    need validation scores are refused."""
+    if not has_no_validation(cfg):
+        return cfg
+    if cfg.train.scheduler == "plateau":
+        raise ConfigError("train.scheduler=plateau steps on the validation macro F1, and "
+                          "data.n_val_subjects=0 trains without validation: choose another "
+                          "scheduler")
+    if cfg.train.select == "best":
+        raise ConfigError("train.select=best picks an epoch by validation, and "
+                          "data.n_val_subjects=0 trains without validation: use select=last")
+    return replace(cfg, train=replace(cfg.train, refit=False, early_stopping=None))
+
+
 def _open_resumed(resume: str | Path, overrides: list[str] | None, tracking: _Tracking
                   ) -> tuple[RunDir, ExperimentConfig]:
     """The run to continue and its config; under DDP rank 0 opens it (and its tracking) and
@@ -413,7 +437,8 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
         if main:  # what a killed process was writing is never read, only removed
             remove_stale_temp_files(run.path)
     else:
-        cfg = _as_config(config, overrides)
+        cfg = _without_validation(_as_config(config, overrides))
+    no_val = has_no_validation(cfg)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     info = run.info() if resume is not None else {}
@@ -424,7 +449,9 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
     if not info.get("selection_done"):
         ckpt = (distributed.from_main(lambda: _load_resume_checkpoint(run.last, run.best))
                 if resume is not None else None)
-        data = prepare_data(cfg, None if ckpt is None else ckpt["preprocessing"]["normalizer"])
+        state = None if ckpt is None else ckpt["preprocessing"]["normalizer"]
+        # without validation, the one fit sees every training subject (the refit's data)
+        data = prepare_refit_data(cfg, state) if no_val else prepare_data(cfg, state)
         if resume is None:
             # Store the resolved validation subjects (and an absolute data directory) so the
             # run is reproducible from its config, from any working directory.
@@ -439,21 +466,22 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
         run.update_info(status="running", dataset=cfg.data.dataset, model=cfg.model.name)
         t0 = time.perf_counter()
         epochs_before = 0 if ckpt is None else int(ckpt["trainer"]["epoch"])
-        trainer = _fit_phase(run, cfg, data, last=run.last, best=run.best,
+        trainer = _fit_phase(run, cfg, data, last=run.last, best=None if no_val else run.best,
                              history_name="history.csv", resume_ckpt=ckpt, stop_after=budget,
-                             progress=progress, with_val=True, tracker=tracking.tracker,
+                             progress=progress, with_val=not no_val, tracker=tracking.tracker,
                              callbacks=callbacks)
         seconds += time.perf_counter() - t0
         if budget is not None:
             budget -= trainer.epoch - epochs_before
         run.update_info(train_seconds=seconds, epochs=trainer.epoch,
-                        best_epoch=trainer.best_epoch, best_val_macro_f1=trainer.best_f1,
+                        best_epoch=trainer.best_epoch,
+                        best_val_macro_f1=None if no_val else trainer.best_f1,
                         stopped_early=trainer.stopped_early, selection_done=trainer.done)
         if not trainer.done:
             run.update_info(status="stopped")
             if main:
                 _plot_learning_curves(run, cfg, trainer.history)
-            partial = distributed.from_main(lambda: evaluate_run(
+            partial = None if no_val else distributed.from_main(lambda: evaluate_run(
                 run.path, "val", which=cfg.train.select, dataset=data.dataset))
             tracking.stopped(run)
             return RunResult(run.path, None, partial, trainer.history, trainer.best_epoch,
@@ -462,15 +490,16 @@ def _train(config: ExperimentConfig | dict[str, Any] | str | Path | None,
         dataset: WindowedDataset | None = data.dataset
     else:
         dataset = None
-    val_report = distributed.from_main(lambda: evaluate_run(
+    val_report = None if no_val else distributed.from_main(lambda: evaluate_run(
         run.path, "val", which=cfg.train.select, dataset=dataset))
     history = distributed.from_main(run.read_history)
     if main:
         _plot_learning_curves(run, cfg, history)
     best_epoch = int(info["best_epoch"])
     selected = best_epoch if cfg.train.select == "best" else int(info["epochs"])
-    # at the last epoch's step, so MLflow's latest val_* values are the selected checkpoint's
-    tracking.tracker.log_report(val_report, "val", step=int(info["epochs"]))
+    if val_report is not None:
+        # at the last epoch's step, so MLflow's latest val_* values are the selected model's
+        tracking.tracker.log_report(val_report, "val", step=int(info["epochs"]))
     tracking.tracker.log_metrics({"epochs": int(info["epochs"]), "best_epoch": best_epoch,
                                   "selected_epoch": selected})
 
@@ -686,10 +715,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str | None = N
 
 
 def evaluate_ensemble(run_dirs: list[str | Path], split: str = "test",
-                      weights: list[float] | None = None, output: str | Path | None = None
-                      ) -> EvalReport:
+                      weights: list[float] | None = None, output: str | Path | None = None,
+                      combine: str = "mean") -> EvalReport:
     """Evaluate the average of several runs' final models on ``split`` of the first run's
-    dataset (``test``, or ``val`` for the first run's validation subjects).
+    dataset (``test``, or ``val`` for the first run's validation subjects); ``combine`` as
+    :class:`~harkit.inference.EnsemblePredictor`'s (``mean`` or ``geometric``).
 
     With ``output``, the report (``metrics.json``), the per-window predictions and the
     confusion matrix plot are written there.
@@ -707,12 +737,13 @@ def evaluate_ensemble(run_dirs: list[str | Path], split: str = "test",
             raise ConfigError(f"{r.path}: trained on {other.data.dataset} with test subjects "
                               f"{other.data.test_subjects}, {runs[0].path} on {cfg.data.dataset} "
                               f"with {cfg.data.test_subjects}; an ensemble is scored on one split")
-    ens = EnsemblePredictor.from_runs([r.path for r in runs], weights)
+    ens = EnsemblePredictor.from_runs([r.path for r in runs], weights, combine)
     ds = _load(cfg)
     raw = ds.splits["test"] if split == "test" else _train_val(cfg, ds)[1]
     y_pred = ens.predict(raw.X)
+    how = "" if combine == "mean" else f", {combine} mean"
     report = evaluate_predictions(raw.y, y_pred, ds.classes, split=f"{split} (ensemble of "
-                                  f"{len(runs)})", subjects=raw.subjects)
+                                  f"{len(runs)}{how})", subjects=raw.subjects)
     if output is not None:
         from harkit.io import atomic_write_text
         from harkit.viz import plot_confusion_matrix

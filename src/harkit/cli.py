@@ -196,10 +196,15 @@ def train(
     info = RunDir(result.run_dir).info()
     console.print(f"run directory: {result.run_dir}")
     cfg = RunDir(result.run_dir).config()
-    console.print(f"selection: {len(result.history)} epochs on validation subjects "
-                  f"{cfg.data.val_subjects}; selected epoch {result.selected_epoch} "
-                  f"({cfg.train.select}): validation accuracy {result.val.accuracy:.4f}, macro F1 "
-                  f"{result.val.macro_f1:.4f} (best macro F1 at epoch {result.best_epoch})")
+    if result.val is None:
+        console.print(f"no validation (data.n_val_subjects=0): {len(result.history)} epochs on "
+                      "all training subjects; the last epoch is the model")
+    else:
+        console.print(f"selection: {len(result.history)} epochs on validation subjects "
+                      f"{cfg.data.val_subjects}; selected epoch {result.selected_epoch} "
+                      f"({cfg.train.select}): validation accuracy {result.val.accuracy:.4f}, "
+                      f"macro F1 {result.val.macro_f1:.4f} (best macro F1 at epoch "
+                      f"{result.best_epoch})")
     if "refit_epochs" in info:
         console.print(f"final model: refit on all {len(info['refit_subjects'])} training "
                       f"subjects for {info['refit_epochs']} epochs")
@@ -478,6 +483,9 @@ def ensemble(
     weights: Annotated[str | None, typer.Option(help="comma-separated weight per run")] = None,
     output: Annotated[Path | None, typer.Option(help="write metrics.json and the confusion "
                                                      "plot here")] = None,
+    combine: Annotated[str, typer.Option(help="mean: average the probabilities; geometric: "
+                                              "average their logarithms (product of "
+                                              "experts)")] = "mean",
 ) -> None:
     """Evaluate several runs together: their final models' class probabilities averaged."""
     _setup_logging(False)
@@ -487,7 +495,8 @@ def ensemble(
         w = [float(v) for v in weights.split(",")] if weights else None
     except ValueError:
         raise HarkitError(f"--weights {weights!r}: expected comma-separated numbers") from None
-    report = evaluate_ensemble(list(runs), split=split, weights=w, output=output)
+    report = evaluate_ensemble(list(runs), split=split, weights=w, output=output,
+                               combine=combine)
     _print_report(report)
     if output is not None:
         console.print(f"report and plot: {output}")

@@ -33,6 +33,8 @@ class DataConfig:
     data_dir: str | None = None
     # Validation subjects are carved from the training subjects only. Either name them, or
     # give how many to draw (seeded); the test split is never touched for validation.
+    # n_val_subjects=0: no validation at all: one fit on every training subject for
+    # train.epochs epochs (no selection, early stopping or refit; the last epoch is the model).
     val_subjects: list[int] | None = None
     n_val_subjects: int = 4
     normalize: str = "standard"  # per channel, fitted on training windows: "standard" (z-score),

@@ -590,10 +590,13 @@ def _split_sizes(cfg: ExperimentConfig, ds: WindowedDataset | None,
         if metrics is not None:
             sizes["test"] = int(metrics["n_windows"])
         return sizes
-    from harkit.api import _all_training, _train_val
+    from harkit.api import _all_training, _train_val, has_no_validation
 
-    train, val, _ = _train_val(cfg, ds)
-    sizes = {"train": len(train), "validation": len(val)}
+    if has_no_validation(cfg):  # one fit on every training window, no validation split
+        sizes = {"train (all training)": len(_all_training(ds))}
+    else:
+        train, val, _ = _train_val(cfg, ds)
+        sizes = {"train": len(train), "validation": len(val)}
     if cfg.train.refit:
         sizes["refit (all training)"] = len(_all_training(ds))
     if "test" in ds.splits:

@@ -146,7 +146,11 @@ def _override(key: str, value: Any) -> str:
 
 
 def _check_space(base: ExperimentConfig, space: list[Param]) -> None:
-    """Every key must be a field the config accepts, with values of the right type."""
+    """The search needs validation subjects, and every key must be a field the config
+    accepts, with values of the right type."""
+    if base.data.n_val_subjects == 0 and not base.data.val_subjects:
+        raise ConfigError("harkit tune scores trials on validation subjects: "
+                          "data.n_val_subjects=0 (no validation) cannot be tuned")
     for p in space:
         samples = p.choices if p.kind == "categorical" else [p.low, p.high]
         for v in samples or []:
@@ -296,6 +300,9 @@ def _optimise(study: Any, base: ExperimentConfig, params: list[Param], tune_dir:
             except Pruned:
                 raise optuna.TrialPruned() from None
         trial.set_user_attr("run_dir", str(r.run_dir))
+        if r.val is None:
+            raise ConfigError("harkit tune scores trials on validation subjects: "
+                              "data.n_val_subjects=0 (no validation) cannot be tuned")
         return float(r.val.macro_f1)
 
     def after_trial(study: Any, trial: Any) -> None:

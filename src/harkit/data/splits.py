@@ -27,7 +27,8 @@ def choose_val_subjects(subjects: Sequence[int], n: int, seed: int) -> list[int]
     if not 0 < n < len(pool):
         raise ConfigError(
             f"data.n_val_subjects={n}: need at least 1 and fewer than the {len(pool)} "
-            "training subjects"
+            "training subjects" + (" (0 means no validation at all: a run trained that way "
+                                   "has no validation split to score)" if n == 0 else "")
         )
     rng = np.random.default_rng(seed)
     return sorted(int(s) for s in rng.choice(pool, size=n, replace=False))
