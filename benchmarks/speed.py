@@ -299,6 +299,7 @@ class Worker:
         med = self.row[f"latency_b{INFER_BATCH}"]["median_ms"] / 1000
         self.row["infer_windows_per_s"] = INFER_BATCH / med
         self.row["achieved_gflops"] = self.row["flops_per_window"] * INFER_BATCH / med / 1e9
+        self._inference_onnx(model)
         # bf16 weights, as `harkit predict --precision bf16` runs them (only where accurate)
         from harkit.inference.predictor import lower_precision
         from harkit.training.precision import cpu_has_fast_bf16
@@ -322,6 +323,40 @@ class Worker:
         med = self.row["latency_bf16"]["median_ms"] / 1000
         self.row["infer_bf16_windows_per_s"] = INFER_BATCH / med
         self.row["achieved_bf16_gflops"] = self.row["flops_per_window"] * INFER_BATCH / med / 1e9
+
+    def _inference_onnx(self, model: torch.nn.Module) -> None:
+        """Batch-256 windows/s of the model exported to ONNX and run by ONNX Runtime with the
+        same threads, as `harkit export --format onnx` + `harkit predict model.onnx` (or
+        `OnnxPredictor`) run it: the graph call alone, like the torch timings above."""
+        from harkit.errors import HarkitError
+        from harkit.inference.export import export_model
+
+        try:
+            from harkit.inference.onnx_predictor import OnnxPredictor
+        except ImportError as e:  # pragma: no cover - onnxruntime is a dependency
+            self.row["infer_onnx_skipped"] = _error(e)
+            return
+        s = self.spec
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.onnx"
+            try:
+                export_model(model, self.data.preprocessing(), path)
+            except HarkitError as e:
+                self.row["infer_onnx_skipped"] = _error(e)
+                return
+            pred = OnnxPredictor(path, threads=s["threads"], batch_size=INFER_BATCH)
+        feed = {pred._input: self.X[:INFER_BATCH].numpy()}
+        for _ in range(s["warmup"]):
+            pred.session.run([pred._output], feed)
+        samples = []
+        for _ in range(max(s["latency_repeats"] // 5, 5)):
+            t0 = time.perf_counter()
+            pred.session.run([pred._output], feed)
+            samples.append(time.perf_counter() - t0)
+        self.row["latency_onnx"] = _stats(samples)
+        med = self.row["latency_onnx"]["median_ms"] / 1000
+        self.row["infer_onnx_windows_per_s"] = INFER_BATCH / med
+        self.row["achieved_onnx_gflops"] = self.row["flops_per_window"] * INFER_BATCH / med / 1e9
 
     def _time_to_f1(self) -> None:
         from harkit.api import train
@@ -501,11 +536,14 @@ def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool) -> list[st
     lines += ["", "Inference (fp32 as `harkit predict` runs it: a frozen TorchScript trace where "
               "it reproduces the eager logits, else eager; inference_mode; "
               f"batch {INFER_BATCH} windows/s and GFLOP/s from its median; bf16: the model's "
-              "bfloat16 copy as `--precision bf16` runs it):", "",
+              "bfloat16 copy as `--precision bf16` runs it; ONNX Runtime: the model exported "
+              "with `harkit export --format onnx`, fp32, same threads, batch "
+              f"{INFER_BATCH}):", "",
               "| dataset | model | MFLOP/window | batch 1 median / p99 | "
               f"batch {INFER_BATCH} median / p99 | windows/s | GFLOP/s | % of fp32 peak | "
-              "bf16 windows/s (GFLOP/s) | worker peak RSS (MiB) |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "bf16 windows/s (GFLOP/s) | ONNX Runtime windows/s (% of fp32 peak) | "
+              "worker peak RSS (MiB) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         b1, bn = r.get("latency_b1"), r.get(f"latency_b{INFER_BATCH}")
         if b1 is None or bn is None:
@@ -518,6 +556,8 @@ def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool) -> list[st
             f"| {r['infer_windows_per_s']:,.0f} | {gf:.1f} | {100 * gf / fp32_peak:.1f}% "
             f"| {_f(r, 'infer_bf16_windows_per_s', ',.0f')} "
             f"({_f(r, 'achieved_bf16_gflops', '.1f')}) "
+            f"| {_f(r, 'infer_onnx_windows_per_s', ',.0f')} "
+            f"({_f(r, 'achieved_onnx_gflops', '.1f', 100 / fp32_peak)}%) "
             f"| {r['process_peak_rss_mb']:,.0f} |")
     return lines
 

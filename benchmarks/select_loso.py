@@ -1,0 +1,117 @@
+"""Choose a model by leave-one-subject-out over the *training* subjects, then test it once.
+
+With 5 training subjects (UTKinect, MSR Action3D), one validation subject is too few to tell
+models apart. Here every candidate is trained once per training subject with that subject as
+the validation subject (``data.val_subjects=[s]``, ``train.refit=false``, no test evaluation).
+The candidate with the best mean validation macro F1 over the folds is chosen, and only that
+model is then trained by the dataset's standard protocol and scored on the test split, once.
+The test subjects take no part in the choice.
+
+    .venv/bin/python benchmarks/select_loso.py --data-dir ../shared/data --dataset utkinect \\
+        --models minirocket multirocket-hydra
+    .venv/bin/python benchmarks/select_loso.py --data-dir ../shared/data --dataset msr-action3d \\
+        --models minirocket multirocket-hydra hydra
+
+Results are saved under benchmarks/results/ and appended to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from common import append_section, machine
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    os.environ["HARKIT_TRACKING"] = "0"  # scratch runs in a temporary folder: nothing to track
+    import harkit
+    from harkit.api import _all_training, _load
+    from harkit.config import ExperimentConfig, apply_overrides
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--models", nargs="+", required=True)
+    ap.add_argument("--set", nargs="*", default=[], help="overrides for every run")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-append", action="store_true")
+    a = ap.parse_args()
+    data_dir = str(Path(a.data_dir).resolve())
+    common = [f"data.dataset={a.dataset}", f"data.data_dir={data_dir}",
+              f"train.num_threads={a.threads}", *a.set]
+    cfg = apply_overrides(ExperimentConfig(), common)
+    subjects = _all_training(_load(cfg)).subject_ids()
+    res: dict[str, Any] = {"dataset": a.dataset, "training_subjects": subjects, "folds": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in a.models:
+            folds = []
+            for s in subjects:
+                t0 = time.perf_counter()
+                r = harkit.train(overrides=[*common, f"model.name={model}",
+                                            f"data.val_subjects=[{s}]", "train.refit=false",
+                                            f"run_root={tmp}", f"name={model}-val{s}"],
+                                 progress=False, evaluate_test=False)
+                assert r.val is not None
+                folds.append({"subject": s, "val_accuracy": r.val.accuracy,
+                              "val_macro_f1": r.val.macro_f1, "windows": r.val.n_windows,
+                              "seconds": time.perf_counter() - t0})
+                print(f"{model} val subject {s}: accuracy {r.val.accuracy:.4f}, macro F1 "
+                      f"{r.val.macro_f1:.4f}", flush=True)
+            res["folds"][model] = folds
+        means = {m: statistics.mean(f["val_macro_f1"] for f in folds)
+                 for m, folds in res["folds"].items()}
+        chosen = max(means, key=lambda m: means[m])  # the first listed wins a tie
+        res["mean_val_macro_f1"] = means
+        res["chosen"] = chosen
+        # the chosen model by the dataset's standard protocol, tested once
+        r = harkit.train(overrides=[*common, f"model.name={chosen}", f"run_root={tmp}",
+                                    f"name={chosen}-final"], progress=False)
+        assert r.test is not None
+        res["test"] = {"model": chosen, "accuracy": r.test.accuracy,
+                       "macro_f1": r.test.macro_f1, "windows": r.test.n_windows,
+                       "val_subjects": harkit.runs.RunDir(r.run_dir).config().data.val_subjects}
+    print(json.dumps({k: res[k] for k in ("mean_val_macro_f1", "chosen", "test")}, indent=1))
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = REPO / "benchmarks" / "results" / f"select_loso_{a.dataset}_{stamp}.json"
+    out.write_text(json.dumps(res, indent=1))
+    if a.no_append:
+        return
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    sets = "".join(f" --set {o}" for o in a.set)
+    lines = [f"\n## {a.dataset}: model chosen by leave-one-subject-out over the training "
+             f"subjects — {when}\n",
+             f"- command: `python benchmarks/select_loso.py --data-dir ../shared/data --dataset "
+             f"{a.dataset} --models {' '.join(a.models)}{sets}`",
+             f"- machine: {machine(f'{a.threads} torch threads')}",
+             f"- raw: `benchmarks/results/{out.name}`",
+             f"- folds: each of the {len(subjects)} training subjects {subjects} in turn is the "
+             "validation subject (no refit, no test evaluation); the test split is scored once, "
+             "for the chosen model only\n",
+             "| model | " + " | ".join(f"val subject {s}" for s in subjects)
+             + " | mean val macro F1 |",
+             "| --- | " + " | ".join("---" for _ in subjects) + " | --- |"]
+    for m, folds in res["folds"].items():
+        mean = f"**{means[m]:.4f}**" if m == chosen else f"{means[m]:.4f}"
+        lines.append(f"| {m} | " + " | ".join(f"{f['val_macro_f1']:.3f}" for f in folds)
+                     + f" | {mean} |")
+    t = res["test"]
+    lines.append(f"\nChosen: **{chosen}**. Trained by the standard protocol (`harkit train "
+                 f"--dataset {a.dataset} --model {chosen}{sets}`, validation subjects "
+                 f"{t['val_subjects']}, refit on all training subjects) and tested once: "
+                 f"**test accuracy {t['accuracy']:.2%}**, macro F1 {t['macro_f1']:.4f} "
+                 f"({t['windows']} test windows).\n")
+    append_section("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
