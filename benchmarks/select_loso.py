@@ -7,10 +7,15 @@ The candidate with the best mean validation macro F1 over the folds is chosen, a
 model is then trained by the dataset's standard protocol and scored on the test split, once.
 The test subjects take no part in the choice.
 
+An ensemble is a candidate too (``--ensembles minirocket+hydra``, members named from
+``--models``): on each fold it averages its members' fold runs (``harkit ensemble --split val``),
+so it is scored on exactly the folds its members were; if chosen, each member is trained by the
+standard protocol and the ensemble of those runs is tested, once.
+
     .venv/bin/python benchmarks/select_loso.py --data-dir ../shared/data --dataset utkinect \\
         --models minirocket multirocket-hydra
     .venv/bin/python benchmarks/select_loso.py --data-dir ../shared/data --dataset msr-action3d \\
-        --models minirocket multirocket-hydra hydra
+        --models minirocket multirocket-hydra hydra --ensembles minirocket+multirocket-hydra
 
 Results are saved under benchmarks/results/ and appended to BENCHMARKS.md.
 """
@@ -35,17 +40,25 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     os.environ["HARKIT_TRACKING"] = "0"  # scratch runs in a temporary folder: nothing to track
     import harkit
-    from harkit.api import _all_training, _load
+    from harkit.api import _all_training, _load, evaluate_ensemble
     from harkit.config import ExperimentConfig, apply_overrides
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--models", nargs="+", required=True)
+    ap.add_argument("--ensembles", nargs="*", default=[],
+                    help="ensemble candidates, members joined by '+', each one of --models")
+    ap.add_argument("--combine", default="mean", choices=["mean", "geometric"],
+                    help="how an ensemble combines its members' probabilities")
     ap.add_argument("--set", nargs="*", default=[], help="overrides for every run")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-append", action="store_true")
     a = ap.parse_args()
+    for e in a.ensembles:
+        unknown = [m for m in e.split("+") if m not in a.models]
+        if len(e.split("+")) < 2 or unknown:
+            ap.error(f"--ensembles {e}: name two or more of --models {a.models} joined by '+'")
     data_dir = str(Path(a.data_dir).resolve())
     common = [f"data.dataset={a.dataset}", f"data.data_dir={data_dir}",
               f"train.num_threads={a.threads}", *a.set]
@@ -53,6 +66,7 @@ def main() -> None:
     subjects = _all_training(_load(cfg)).subject_ids()
     res: dict[str, Any] = {"dataset": a.dataset, "training_subjects": subjects, "folds": {}}
     with tempfile.TemporaryDirectory() as tmp:
+        fold_runs: dict[tuple[str, int], Path] = {}
         for model in a.models:
             folds = []
             for s in subjects:
@@ -62,24 +76,44 @@ def main() -> None:
                                             f"run_root={tmp}", f"name={model}-val{s}"],
                                  progress=False, evaluate_test=False)
                 assert r.val is not None
+                fold_runs[model, s] = r.run_dir
                 folds.append({"subject": s, "val_accuracy": r.val.accuracy,
                               "val_macro_f1": r.val.macro_f1, "windows": r.val.n_windows,
                               "seconds": time.perf_counter() - t0})
                 print(f"{model} val subject {s}: accuracy {r.val.accuracy:.4f}, macro F1 "
                       f"{r.val.macro_f1:.4f}", flush=True)
             res["folds"][model] = folds
+        for ens in a.ensembles:
+            folds = []
+            for s in subjects:
+                rep = evaluate_ensemble([fold_runs[m, s] for m in ens.split("+")],
+                                               split="val", combine=a.combine)
+                folds.append({"subject": s, "val_accuracy": rep.accuracy,
+                              "val_macro_f1": rep.macro_f1, "windows": rep.n_windows})
+                print(f"{ens} val subject {s}: accuracy {rep.accuracy:.4f}, macro F1 "
+                      f"{rep.macro_f1:.4f}", flush=True)
+            res["folds"][ens] = folds
         means = {m: statistics.mean(f["val_macro_f1"] for f in folds)
                  for m, folds in res["folds"].items()}
         chosen = max(means, key=lambda m: means[m])  # the first listed wins a tie
         res["mean_val_macro_f1"] = means
         res["chosen"] = chosen
-        # the chosen model by the dataset's standard protocol, tested once
-        r = harkit.train(overrides=[*common, f"model.name={chosen}", f"run_root={tmp}",
-                                    f"name={chosen}-final"], progress=False)
-        assert r.test is not None
-        res["test"] = {"model": chosen, "accuracy": r.test.accuracy,
-                       "macro_f1": r.test.macro_f1, "windows": r.test.n_windows,
-                       "val_subjects": harkit.runs.RunDir(r.run_dir).config().data.val_subjects}
+        # the chosen candidate by the dataset's standard protocol, tested once
+        finals = []
+        for m in chosen.split("+"):
+            r = harkit.train(overrides=[*common, f"model.name={m}", f"run_root={tmp}",
+                                        f"name={m}-final"], progress=False,
+                             evaluate_test="+" not in chosen)
+            finals.append(r.run_dir)
+        val_subjects = harkit.runs.RunDir(finals[0]).config().data.val_subjects
+        if "+" in chosen:
+            test = evaluate_ensemble(finals, split="test", combine=a.combine)
+        else:
+            assert r.test is not None
+            test = r.test
+        res["test"] = {"model": chosen, "accuracy": test.accuracy,
+                       "macro_f1": test.macro_f1, "windows": test.n_windows,
+                       "val_subjects": val_subjects}
     print(json.dumps({k: res[k] for k in ("mean_val_macro_f1", "chosen", "test")}, indent=1))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = REPO / "benchmarks" / "results" / f"select_loso_{a.dataset}_{stamp}.json"
@@ -88,10 +122,13 @@ def main() -> None:
         return
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sets = "".join(f" --set {o}" for o in a.set)
+    ens_args = (f" --ensembles {' '.join(a.ensembles)}"
+                + (f" --combine {a.combine}" if a.combine != "mean" else "")
+                if a.ensembles else "")
     lines = [f"\n## {a.dataset}: model chosen by leave-one-subject-out over the training "
              f"subjects — {when}\n",
              f"- command: `python benchmarks/select_loso.py --data-dir ../shared/data --dataset "
-             f"{a.dataset} --models {' '.join(a.models)}{sets}`",
+             f"{a.dataset} --models {' '.join(a.models)}{ens_args}{sets}`",
              f"- machine: {machine(f'{a.threads} torch threads')}",
              f"- raw: `benchmarks/results/{out.name}`",
              f"- folds: each of the {len(subjects)} training subjects {subjects} in turn is the "
@@ -105,9 +142,12 @@ def main() -> None:
         lines.append(f"| {m} | " + " | ".join(f"{f['val_macro_f1']:.3f}" for f in folds)
                      + f" | {mean} |")
     t = res["test"]
-    lines.append(f"\nChosen: **{chosen}**. Trained by the standard protocol (`harkit train "
-                 f"--dataset {a.dataset} --model {chosen}{sets}`, validation subjects "
-                 f"{t['val_subjects']}, refit on all training subjects) and tested once: "
+    how = (f"`harkit train --dataset {a.dataset} --model {chosen}{sets}`" if "+" not in chosen
+           else "each member by `harkit train --dataset " + a.dataset + " --model <member>"
+           + sets + "`, then `harkit ensemble` of those runs"
+           + (f" with `--combine {a.combine}`" if a.combine != "mean" else ""))
+    lines.append(f"\nChosen: **{chosen}**. Trained by the standard protocol ({how}, validation "
+                 f"subjects {t['val_subjects']}, refit on all training subjects) and tested once: "
                  f"**test accuracy {t['accuracy']:.2%}**, macro F1 {t['macro_f1']:.4f} "
                  f"({t['windows']} test windows).\n")
     append_section("\n".join(lines))

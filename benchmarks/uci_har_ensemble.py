@@ -34,14 +34,15 @@ from common import append_section, machine
 REPO = Path(__file__).resolve().parents[1]
 HARKIT = str(Path(sys.executable).parent / "harkit")
 FAST_MR = "configs/fast/minirocket-uci-har.yaml"
-MR_SEEDS = (0, 1, 2)
+MR_SEEDS = 3  # MiniRocket members (seeds 0, 1, ...); chosen with --validation (BENCHMARKS.md)
 COMBINE = "mean"  # chosen with --validation (BENCHMARKS.md)
+VALIDATION_SIZES = (1, 3, 5, 8)  # the MiniRocket counts --validation compares
 
 
-def members(validation: bool) -> list[tuple[str, list[str]]]:
+def members(validation: bool, mr_seeds: int = MR_SEEDS) -> list[tuple[str, list[str]]]:
     """(name, harkit train arguments) of every member, in the order they are run."""
     out: list[tuple[str, list[str]]] = [("harcnn", ["--model", "harcnn"])]
-    for s in MR_SEEDS:
+    for s in range(max(VALIDATION_SIZES) if validation else mr_seeds):
         # calibrated ridge heads: the fast recipe skips the temperature, an ensemble needs it
         out.append((f"minirocket-seed{s}", ["--config", FAST_MR, "--set", f"train.seed={s}",
                                             "--set", f"model.params.seed={s}",
@@ -92,10 +93,10 @@ def shown(args: list[str]) -> str:
 
 
 def run(data_dir: str, root: Path, validation: bool, threads: int,
-        shown_data_dir: str = "../shared/data") -> dict[str, Any]:
+        shown_data_dir: str = "../shared/data", mr_seeds: int = MR_SEEDS) -> dict[str, Any]:
     t_start = time.perf_counter()
     rows = []
-    for name, extra in members(validation):
+    for name, extra in members(validation, mr_seeds):
         if validation:  # trained in-process without ever scoring the test split
             rows.append(_validation_member(name, extra, data_dir, root, threads))
             continue
@@ -116,8 +117,9 @@ def run(data_dir: str, root: Path, validation: bool, threads: int,
     names = [r["name"] for r in rows]
     result: dict[str, Any] = {"members": rows, "members_seconds": t_members}
     if validation:
-        candidates = {"harcnn + minirocket x3": names, "harcnn + minirocket": names[:2],
-                      "minirocket x3": names[1:]}
+        candidates = {(f"harcnn + minirocket x{k}" if k > 1 else "harcnn + minirocket"):
+                      names[:1 + k] for k in VALIDATION_SIZES}
+        candidates.update({f"minirocket x{k}": names[1:1 + k] for k in (3, max(VALIDATION_SIZES))})
         scores = []
         for label, group in candidates.items():
             for combine in ("mean", "geometric"):
@@ -148,7 +150,8 @@ def run(data_dir: str, root: Path, validation: bool, threads: int,
 def section(res: dict[str, Any], validation: bool, threads: int, cmdline: str) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     what = "recipe chosen on validation subjects" if validation else "official test split"
-    lines = [f"\n## UCI HAR 98 % recipe: harcnn + 3 MiniRocket seeds, {what} — {when}\n",
+    k = len(res["members"]) - 1
+    lines = [f"\n## UCI HAR 98 % recipe: harcnn + {k} MiniRocket seeds, {what} — {when}\n",
              f"- command: `{cmdline}`",
              f"- machine: {machine(f'{threads} torch threads')}",
              "- members trained in-process with `harkit.train(evaluate_test=False)`, the "
@@ -188,16 +191,19 @@ def main() -> None:
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--validation", action="store_true",
                     help="choose the recipe on validation subjects instead of testing it")
+    ap.add_argument("--mr-seeds", type=int, default=MR_SEEDS,
+                    help="how many MiniRocket members (seeds 0, 1, ...) join harcnn")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--run-root", help="keep the runs here (default: a temporary folder)")
     ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
     a = ap.parse_args()
     data_dir = str(Path(a.data_dir).resolve())
     cmdline = "python benchmarks/uci_har_ensemble.py --data-dir ../shared/data" + (
-        " --validation" if a.validation else "")
+        " --validation" if a.validation else "") + (
+        f" --mr-seeds {a.mr_seeds}" if a.mr_seeds != MR_SEEDS and not a.validation else "")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(a.run_root or tmp).resolve()
-        res = run(data_dir, root, a.validation, a.threads, a.data_dir)
+        res = run(data_dir, root, a.validation, a.threads, a.data_dir, a.mr_seeds)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = REPO / "benchmarks" / "results" / f"uci_har_ensemble{'_val' if a.validation else ''}_{stamp}.json"
     out.write_text(json.dumps(res, indent=1))
