@@ -184,6 +184,44 @@ def test_resumed_run_continues_its_mlflow_run(tiny_cfg: list[str], tmp_path: Pat
     assert len(client.search_runs([run.info.experiment_id])) == 1  # type: ignore[attr-defined]
 
 
+def test_runs_left_running_by_dead_processes_are_closed_by_the_next_run(
+        tiny_cfg: list[str], tmp_path: Path, tracked: None) -> None:
+    """A SIGKILL during the final logging leaves a complete run folder behind an MLflow run
+    marked RUNNING. The next run in the store marks such runs KILLED, but not a run whose
+    folder a live process holds, nor a group run (cross-validation, tuning)."""
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    cfg = [*tiny_cfg, f"tracking.uri={uri}"]
+    dead = harkit.train(overrides=[*cfg, "name=dead"], progress=False)
+    live = harkit.train(overrides=[*cfg, "name=live"], progress=False)
+    client = _client(uri)
+    ids = {n: RunDir(r.run_dir).info()["mlflow_run_id"] for n, r in
+           (("dead", dead), ("live", live))}
+    exp = client.get_run(ids["dead"]).info.experiment_id  # type: ignore[attr-defined]
+    group = client.create_run(exp, tags={  # type: ignore[attr-defined]
+        "harkit.kind": "cv", "harkit.run_dir": str(tmp_path)}).info.run_id
+    for run_id in ids.values():  # what a process killed in its last MLflow calls leaves
+        client.update_run(run_id, status="RUNNING")  # type: ignore[attr-defined]
+    holder = subprocess.Popen(  # another process holds the live run's folder
+        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+         f"fd = os.open({str(live.run_dir)!r}, os.O_RDONLY)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        harkit.train(overrides=[*cfg, "name=next"], progress=False)
+        status = {n: client.get_run(i).info.status for n, i in ids.items()}  # type: ignore[attr-defined]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert status == {"dead": "KILLED", "live": "RUNNING"}
+    dead_run = client.get_run(ids["dead"])  # type: ignore[attr-defined]
+    assert dead_run.data.tags["harkit.status"] == "finished"  # the folder's own status
+    assert dead_run.data.metrics["test_accuracy"] >= 0  # what was logged stays
+    assert client.get_run(group).info.status == "RUNNING"  # type: ignore[attr-defined]
+    # the folder is still a run: resuming a killed run reopens the same MLflow run
+    assert RunDir(dead.run_dir).info()["status"] == "finished"
+
+
 def test_tracking_off(tiny_cfg: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                       ) -> None:
     monkeypatch.chdir(tmp_path)

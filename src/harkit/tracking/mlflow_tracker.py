@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
+import os
 import subprocess
 import time
 import urllib.parse
@@ -120,6 +122,49 @@ def _guarded(method: Callable[..., None]) -> Callable[..., None]:
     return call
 
 
+def close_orphaned_runs(client: Any, experiment_id: str) -> list[str]:
+    """Mark KILLED the experiment's MLflow runs that a killed ``harkit train`` left RUNNING.
+
+    A run is orphaned when its harkit run folder (tag ``harkit.run_dir``) exists and no process
+    holds the folder's lock (:meth:`~harkit.runs.RunDir.lock`, held by the process training
+    or evaluating it until its last MLflow call). A SIGKILL during the final logging leaves a
+    complete run folder behind an MLflow run still marked RUNNING; the next run started in
+    the same local store closes it. ``harkit.status`` becomes the folder's own status. Group
+    runs (cross-validation, tuning: tag ``harkit.kind``) hold no folder lock and are left
+    alone. A resumed run reopens its MLflow run as RUNNING.
+
+    Returns:
+        The ids of the runs marked KILLED.
+    """
+    from harkit.runs import RunDir
+
+    closed = []
+    for r in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                max_results=1000):
+        tags = r.data.tags
+        folder = Path(tags.get("harkit.run_dir", ""))
+        if "harkit.run_dir" not in tags or "harkit.kind" in tags or not folder.is_dir():
+            continue
+        try:
+            fd = RunDir(folder).lock()
+        except HarkitError:  # a live process has it
+            continue
+        try:
+            info_path = folder / "run.json"
+            try:
+                status = json.loads(info_path.read_text(encoding="utf-8")).get("status")
+            except (OSError, ValueError):
+                status = None
+            client.set_tag(r.info.run_id, "harkit.status", str(status or "killed"))
+            client.set_terminated(r.info.run_id, "KILLED")
+        finally:
+            os.close(fd)
+        log.warning("MLflow run %s (%s) was left RUNNING by a harkit process that is gone: "
+                    "marked KILLED", r.info.run_id, folder)
+        closed.append(r.info.run_id)
+    return closed
+
+
 class MlflowTracker(Tracker):
     """Mirrors a harkit run into one MLflow run."""
 
@@ -165,6 +210,12 @@ class MlflowTracker(Tracker):
         exp = client.get_experiment_by_name(cfg.experiment)
         if exp is not None:
             exp_id = exp.experiment_id
+            if store_lock_path(uri) is not None:  # a local store: its run folders are here
+                try:
+                    close_orphaned_runs(client, exp_id)
+                except Exception as e:  # housekeeping must not stop the new run
+                    log.warning("could not close MLflow runs left RUNNING by dead processes: "
+                                "%s: %s", type(e).__name__, e)
         else:
             try:
                 exp_id = client.create_experiment(cfg.experiment)
