@@ -63,6 +63,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing(soak: KillSoak) -> None:
     """Three SIGKILLs of one run (during an epoch, in the middle of a checkpoint write of the
     resumed process, in the middle of writing the test report), each followed by

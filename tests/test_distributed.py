@@ -69,6 +69,7 @@ def runs(env: Path) -> dict[str, Path]:
     return {"ddp": env / "ddp" / "full", "single": env / "single" / "full"}
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process(runs: dict[str, Path]) -> None:
     """Same global batch, same windows, same augmentation, synchronised BatchNorm: the
     weights agree up to float32 rounding. They are not bit-identical because the sums are
@@ -100,6 +101,7 @@ def test_two_processes_match_one_process(runs: dict[str, Path]) -> None:
         assert abs(ma["accuracy"] - mb["accuracy"]) <= 1 / n, metrics
 
 
+@pytest.mark.slow
 def test_only_rank0_writes_one_run_directory(runs: dict[str, Path]) -> None:
     ddp_root = runs["ddp"].parent
     assert [p.name for p in ddp_root.iterdir()] == ["full"]  # no second or partial directory
@@ -115,6 +117,7 @@ def test_only_rank0_writes_one_run_directory(runs: dict[str, Path]) -> None:
         "trainer"]["model"].keys()
 
 
+@pytest.mark.slow
 def test_resume_two_processes_equals_uninterrupted(env: Path, runs: dict[str, Path]) -> None:
     """Stopped after one epoch, then resumed in two processes: bit for bit the same run."""
     assert _train(env, "resume", "--name", "part", "--nproc", "2", "--stop-after", "1") == 0

@@ -78,6 +78,7 @@ def _client(uri: str) -> object:
     return mlflow.MlflowClient(tracking_uri=uri)
 
 
+@pytest.mark.slow
 def test_run_is_tracked_on_a_real_server(tiny_cfg: list[str], mlflow_server: str,
                                          tracked: None, uci_fixture_dir: Path) -> None:
     r = harkit.train(overrides=[*tiny_cfg, f"tracking.uri={mlflow_server}",
@@ -142,6 +143,7 @@ def test_run_is_tracked_on_a_real_server(tiny_cfg: list[str], mlflow_server: str
     assert np.asarray(example).shape == (2, 128, 9)
 
 
+@pytest.mark.slow
 def test_cross_validation_nests_its_folds(tiny_cfg: list[str], mlflow_server: str,
                                           tracked: None) -> None:
     from harkit.cv import cross_validate
