@@ -1,11 +1,11 @@
-"""TinyHAR's convolutions with channels-last filters against the default layout, interleaved.
+"""(k x 1) convolutions with channels-last filters against the default layout, interleaved.
 
-Both models have the same weights; each is traced and frozen as `harkit predict` runs it, then
-called on the same 256 random windows, alternating, ``--rounds`` times per layout. Medians
-are printed. This is an in-process A/B that alternates the layouts, so a drift in machine
-speed hits both.
+For TinyHAR and DeepConvLSTM (``--models``), both copies have the same weights; each is
+traced and frozen as `harkit predict` runs it, then called on the same random windows,
+alternating, ``--rounds`` times per layout. Medians are printed, so a drift in machine speed
+hits both layouts alike.
 
-    .venv/bin/python benchmarks/tinyhar_channels_last.py --threads 2
+    .venv/bin/python benchmarks/channels_last.py --threads 2 --models tinyhar deepconvlstm
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import time
 
 import torch
 
+from harkit.models.deepconvlstm import DeepConvLSTM
 from harkit.models.tinyhar import TinyHAR
+
+MODELS = {"tinyhar": TinyHAR, "deepconvlstm": DeepConvLSTM}
 
 
 def main() -> None:
@@ -24,14 +27,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--models", nargs="+", default=["tinyhar"], choices=sorted(MODELS))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    for channels, name in ((9, "uci-har shape (128 x 9)"), (6, "hapt shape (128 x 6)")):
+    for model, (channels, shape) in ((m, s) for m in a.models for s in (
+            (9, "uci-har shape (128 x 9)"), (6, "hapt shape (128 x 6)"))):
+        name = f"{model}, {shape}"
         x = torch.randn(a.batch, 128, channels)
         models = {}
         for layout in ("channels_last", "contiguous"):
             torch.manual_seed(0)
-            m = TinyHAR(channels, 6, 128).eval()
+            m = MODELS[model](channels, 6, 128).eval()
             if layout == "contiguous":
                 m.convs.to(memory_format=torch.contiguous_format)
             with torch.inference_mode():
