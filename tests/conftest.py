@@ -187,15 +187,15 @@ def train_tiny_run(root: Path) -> Path:
 
 
 @contextmanager
-def serve_in_thread(app: Any, ws_max_size: int = 1 << 20) -> Iterator[int]:
+def serve_in_thread(app: Any, ws_max_size: int = 1 << 20, http: Any = "auto") -> Iterator[int]:
     """Serve ``app`` with a real uvicorn server on a free port of 127.0.0.1 (in a thread);
-    yield the port."""
+    yield the port. ``http``: uvicorn's HTTP protocol (a name or class)."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto",
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="auto", http=http,
                                            ws_max_size=ws_max_size))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

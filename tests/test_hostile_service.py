@@ -201,6 +201,88 @@ def test_a_trickled_body_times_out_with_408(port: int) -> None:
     assert metric(port, "harkit_client_faults_total", kind="body_timeout") == faults + 1
 
 
+HEADER_TIMEOUT = 1.0
+
+
+@pytest.fixture(scope="module")
+def header_port(predictor: Predictor) -> Iterator[int]:
+    """A server with harkit serve's HTTP protocol: request headers have HEADER_TIMEOUT s."""
+    from harkit.serve.protocol import header_timeout_protocol
+
+    app = create_app(predictor, max_batch=MAX_BATCH, max_body_bytes=MAX_BODY, workers=2,
+                     body_timeout=BODY_TIMEOUT, ws_idle_timeout=WS_IDLE, send_timeout=2.0)
+    metrics = app.state.service.metrics
+    http = header_timeout_protocol(HEADER_TIMEOUT, lambda: metrics.fault("header_timeout"))
+    with serve_in_thread(app, ws_max_size=MAX_BODY + 1024, http=http) as p:
+        yield p
+
+
+def test_trickled_or_missing_headers_time_out_with_408(header_port: int) -> None:
+    port = header_port
+    before = metric(port, "harkit_client_faults_total", kind="header_timeout")
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40 + b"\r\n\r\n"
+    with raw(port) as s:  # one header byte every 0.1 s: alive, but never done in time
+        t0 = time.monotonic()
+        try:
+            for byte in head:
+                s.sendall(bytes([byte]))
+                time.sleep(0.1)
+                if has_answered(s, 0.01):
+                    break
+            else:
+                pytest.fail("all the header bytes went through")
+        except OSError:  # the server answered and closed: the next bytes were refused
+            pass
+        waited = time.monotonic() - t0
+        status, body = read_response(s)
+        assert status == 408 and b"header_timeout" in body
+        assert HEADER_TIMEOUT - 0.1 <= waited < HEADER_TIMEOUT + 2
+    with raw(port) as s:  # connected, silent
+        t0 = time.monotonic()
+        status, _ = read_response(s)
+        assert status == 408 and time.monotonic() - t0 < HEADER_TIMEOUT + 2
+    assert metric(port, "harkit_client_faults_total", kind="header_timeout") == before + 2
+
+
+def test_the_header_deadline_spares_complete_requests_and_streams(header_port: int,
+                                                                  predictor: Predictor) -> None:
+    port = header_port
+    before = metric(port, "harkit_client_faults_total", kind="header_timeout")
+    with raw(port) as s:  # a keep-alive connection: the deadline restarts for each request
+        for _ in range(2):
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _ = read_response(s)
+            assert status == 200
+            time.sleep(HEADER_TIMEOUT * 0.7)  # idle between requests: keep-alive's business
+        s.sendall(b"GET /health HTTP/1.1\r\n")  # the third request's headers never end
+        t0 = time.monotonic()
+        status, _ = read_response(s)
+        assert status == 408 and time.monotonic() - t0 < HEADER_TIMEOUT + 2
+    with stream(port) as ws:  # an upgraded connection is past its headers
+        time.sleep(HEADER_TIMEOUT * 1.5)
+        ws.send(json.dumps({"samples": one_window(predictor)}))
+        assert until(ws, "event", timeout=5)["window"] >= 0
+    status, _ = request(port, "POST", "/predict",  # a body slower than the header deadline
+                        body=json.dumps({"windows": [one_window(predictor)]}))
+    assert status == 200
+    assert metric(port, "harkit_client_faults_total", kind="header_timeout") == before + 1
+
+
+def test_serve_runs_uvicorn_with_the_header_deadline(predictor: Predictor,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    from harkit.errors import HarkitError
+    from harkit.serve import serve
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
+    serve(predictor, header_timeout=3.5)
+    assert seen["http"].header_timeout == 3.5 and seen["ws"] == "auto"
+    with pytest.raises(HarkitError, match="header_timeout must be positive"):
+        serve(predictor, header_timeout=0)
+
+
 def test_a_client_leaving_mid_body_leaves_the_server_healthy(port: int,
                                                             predictor: Predictor) -> None:
     before = metric(port, "harkit_client_faults_total", kind="disconnect")

@@ -678,6 +678,9 @@ def serve(
         help="seconds a /stream client may leave events unread before it is closed")] = 30.0,
     limit_concurrency: Annotated[int | None, typer.Option(
         help="most connections at once (more get 503); default: no limit")] = None,
+    header_timeout: Annotated[float, typer.Option(
+        help="seconds a request's headers may take to arrive (then 408, connection closed)")
+                              ] = 10.0,
 ) -> None:
     """Serve the model over HTTP and WebSocket: POST /predict, WS /stream, GET /health, /model,
     /metrics, and a live page at / that plots the stream and the predicted activity."""
@@ -696,7 +699,7 @@ def serve(
                max_batch=max_batch, max_body_bytes=int(max_body_mb * 2**20), workers=workers,
                stream_policy=stream_policy, body_timeout=body_timeout,
                ws_idle_timeout=ws_idle_timeout, send_timeout=send_timeout,
-               limit_concurrency=limit_concurrency)
+               limit_concurrency=limit_concurrency, header_timeout=header_timeout)
 
 
 @app.command()

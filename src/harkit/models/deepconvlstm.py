@@ -64,7 +64,8 @@ class DeepConvLSTM(HarModel):
             convs += [nn.Conv2d(1 if i == 0 else filters, filters, (kernel, 1)), nn.ReLU()]
         # channels-last filters: oneDNN runs the (kernel x 1) convolutions faster with the
         # filter axis innermost (1.2-1.26x for inference at batch 256 here; the same logits)
-        self.convs = nn.Sequential(*convs).to(memory_format=torch.channels_last)
+        self.convs = nn.Sequential(*convs).to(  # type: ignore[call-overload]
+            memory_format=torch.channels_last)
         self.rnn_drop = nn.Dropout(rnn_dropout)
         # nn.LSTM's own dropout acts between stacked layers, i.e. on the inputs of layers 2..n.
         self.rnn = nn.LSTM(filters * n_channels, hidden, num_layers=lstm_layers, batch_first=True,

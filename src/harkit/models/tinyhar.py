@@ -96,7 +96,8 @@ class TinyHAR(HarModel):
         # the filter axis innermost (256 windows of 128 x 9: 34 -> 13 ms on 2 CPU threads), and
         # the permute in forward() is then a view. The memory format survives .to(device),
         # load_state_dict and the optimiser; the numbers are the same.
-        self.convs = nn.Sequential(*convs).to(memory_format=torch.channels_last)
+        self.convs = nn.Sequential(*convs).to(  # type: ignore[call-overload]
+            memory_format=torch.channels_last)
         self.channel_attention = ChannelSelfAttention(filters, dropout)
         fused = 2 * filters  # F* = 2F, as in the paper
         self.fusion = nn.Sequential(nn.Linear(n_channels * filters, fused), nn.ReLU(inplace=True))

@@ -25,16 +25,17 @@ were dropped, filled or reset at, the server sends ``{"type": "repair", "delta":
 "total": {...}}`` with the counters of ``StreamingPredictor.stats``.
 
 Hostile clients: every client fault is a 4xx with a JSON ``{"detail": ...}`` naming the field
-(malformed JSON, wrong types or shapes, an empty body: 400/422; a body over
-``max_body_bytes``: 413, refused by its Content-Length or as soon as the bytes received pass
-the limit, never buffered whole). A body not complete within ``body_timeout`` seconds (a
-client trickling bytes) is answered 408 and its connection closed; a stream that sends nothing
+(malformed JSON, wrong types or shapes, an empty body: 400/422; a body over ``max_body_bytes``:
+413, refused by its Content-Length or as soon as the bytes received pass the limit, never
+buffered whole). A body not complete within ``body_timeout`` seconds (a client trickling bytes)
+is answered 408 and its connection closed; under :func:`serve`, so are headers not complete
+within ``header_timeout`` seconds (:mod:`harkit.serve.protocol`); a stream that sends nothing
 for ``ws_idle_timeout`` seconds, or does not read its events for ``send_timeout`` seconds, is
 closed (1001 / 1008). A client that disconnects mid-request or mid-stream leaves nothing
 behind. An unexpected server error is a JSON 500 (``/stream``: an error message and close code
 1011), logged with its traceback. Each of these is counted in ``/metrics``
-(``harkit_client_faults_total``). Waiting clients cost no thread: one slow client does not
-hold up the others.
+(``harkit_client_faults_total``). Waiting clients cost no thread: one slow client does not hold
+up the others.
 
 Predictions run in a thread pool, never on the event loop, so a slow request or stream does
 not hold up the others. FastAPI and uvicorn are imported by :func:`create_app` and
@@ -813,9 +814,12 @@ def demo_recording_for_run(run_dir: str | Path, csv: str | Path | None = None, *
 
 
 def serve(model: "str | Path | WindowPredictor", host: str = "127.0.0.1", port: int = 8000, *,
-          log_level: str = "info", limit_concurrency: int | None = None, **kwargs: Any) -> None:
+          log_level: str = "info", limit_concurrency: int | None = None,
+          header_timeout: float = 10.0, **kwargs: Any) -> None:
     """Run :func:`create_app` ``(model, **kwargs)`` under uvicorn until interrupted
-    (``limit_concurrency``: most connections at once, more are answered 503)."""
+    (``limit_concurrency``: most connections at once, more are answered 503;
+    ``header_timeout``: seconds a request's headers may take to arrive, then 408 and the
+    connection is closed, counted as ``header_timeout`` in ``/metrics``)."""
     try:
         import uvicorn
     except ImportError:
@@ -829,7 +833,14 @@ def serve(model: "str | Path | WindowPredictor", host: str = "127.0.0.1", port: 
     max_body = int(kwargs.get("max_body_bytes", 16 * 2**20))
     # uvicorn closes a stream whose message is over ws_max_size; a little over the limit, so
     # that a slightly larger message gets the server's own error message instead
-    uvicorn.run(app, host=host, port=port, log_level=log_level, ws="auto",
+    from harkit.serve.protocol import header_timeout_protocol
+
+    if not header_timeout > 0:
+        raise HarkitError(f"header_timeout must be positive, got {header_timeout!r}")
+    metrics = app.state.service.metrics
+    http = header_timeout_protocol(float(header_timeout),
+                                   on_timeout=lambda: metrics.fault("header_timeout"))
+    uvicorn.run(app, host=host, port=port, log_level=log_level, ws="auto", http=http,
                 ws_max_size=max_body + 1024, limit_concurrency=limit_concurrency)
 
 
