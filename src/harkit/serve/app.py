@@ -835,11 +835,12 @@ def serve(model: "str | Path | WindowPredictor", host: str = "127.0.0.1", port: 
     # that a slightly larger message gets the server's own error message instead
     from harkit.serve.protocol import header_timeout_protocol
 
-    if not header_timeout > 0:
-        raise HarkitError(f"header_timeout must be positive, got {header_timeout!r}")
     metrics = app.state.service.metrics
-    http = header_timeout_protocol(float(header_timeout),
-                                   on_timeout=lambda: metrics.fault("header_timeout"))
+    try:
+        http = header_timeout_protocol(float(header_timeout),
+                                       on_timeout=lambda: metrics.fault("header_timeout"))
+    except ValueError as e:
+        raise HarkitError(str(e)) from None
     uvicorn.run(app, host=host, port=port, log_level=log_level, ws="auto", http=http,
                 ws_max_size=max_body + 1024, limit_concurrency=limit_concurrency)
 

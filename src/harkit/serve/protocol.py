@@ -34,7 +34,7 @@ def header_timeout_protocol(seconds: float, on_timeout: Callable[[], None] | Non
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     if not seconds > 0:
-        raise ValueError(f"header timeout must be positive, got {seconds!r}")
+        raise ValueError(f"header_timeout must be positive, got {seconds!r}")
     body = f"request headers not complete within {seconds:g} s (header_timeout)\n".encode()
     response = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
                 b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
