@@ -132,6 +132,7 @@ def test_cli_lists(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Usage" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_real_data_cli_tiny_run(real_data_dir: Path, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     """One short epoch of a small model on the real UCI HAR archive, through the CLI."""

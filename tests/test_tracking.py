@@ -166,6 +166,7 @@ def test_cross_validation_nests_its_folds(tiny_cfg: list[str], mlflow_server: st
     assert parent[0].info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_resumed_run_continues_its_mlflow_run(tiny_cfg: list[str], tmp_path: Path,
                                               tracked: None) -> None:
     uri = f"sqlite:///{tmp_path / 'store.db'}"
@@ -296,6 +297,7 @@ def test_unreachable_store_is_a_clear_error(tiny_cfg: list[str], tracked: None) 
         harkit.train(overrides=[*tiny_cfg, "tracking.uri=nosuchscheme://x"], progress=False)
 
 
+@pytest.mark.slow
 def test_cli_flags(tiny_cfg: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                    capsys: pytest.CaptureFixture[str], tracked: None) -> None:
     from harkit.cli import main

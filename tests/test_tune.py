@@ -24,6 +24,7 @@ def base(tiny_cfg: list[str]) -> list[str]:
     return [*tiny_cfg, "train.epochs=4", "train.refit=true"]
 
 
+@pytest.mark.slow
 def test_search_writes_a_config_that_trains(base: list[str], tmp_path: Path) -> None:
     r = tune(overrides=base, space=SPACE, n_trials=8, progress=False)
     rows = list(csv.DictReader((r.tune_dir / "trials.csv").open()))
@@ -59,6 +60,7 @@ def test_search_writes_a_config_that_trains(base: list[str], tmp_path: Path) -> 
     assert len(again.trials) == 8 and again.best_params == r.best_params
 
 
+@pytest.mark.slow
 def test_trials_nest_under_the_search_in_mlflow(base: list[str], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     mlflow = pytest.importorskip("mlflow")
