@@ -56,10 +56,15 @@ def running(app: Any) -> AbstractContextManager[int]:
     return serve_in_thread(app, ws_max_size=MAX_BODY + 1024)
 
 
+def hostile_app(predictor: Predictor) -> Any:
+    """The app under test: small limits and short timeouts, so faults show within seconds."""
+    return create_app(predictor, max_batch=MAX_BATCH, max_body_bytes=MAX_BODY, workers=2,
+                      body_timeout=BODY_TIMEOUT, ws_idle_timeout=WS_IDLE, send_timeout=2.0)
+
+
 @pytest.fixture(scope="module")
 def port(predictor: Predictor) -> Iterator[int]:
-    app = create_app(predictor, max_batch=MAX_BATCH, max_body_bytes=MAX_BODY, workers=2,
-                     body_timeout=BODY_TIMEOUT, ws_idle_timeout=WS_IDLE, send_timeout=2.0)
+    app = hostile_app(predictor)
     with running(app) as p:
         yield p
 
@@ -209,8 +214,7 @@ def header_port(predictor: Predictor) -> Iterator[int]:
     """A server with harkit serve's HTTP protocol: request headers have HEADER_TIMEOUT s."""
     from harkit.serve.protocol import header_timeout_protocol
 
-    app = create_app(predictor, max_batch=MAX_BATCH, max_body_bytes=MAX_BODY, workers=2,
-                     body_timeout=BODY_TIMEOUT, ws_idle_timeout=WS_IDLE, send_timeout=2.0)
+    app = hostile_app(predictor)
     metrics = app.state.service.metrics
     http = header_timeout_protocol(HEADER_TIMEOUT, lambda: metrics.fault("header_timeout"))
     with serve_in_thread(app, ws_max_size=MAX_BODY + 1024, http=http) as p:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import subprocess
@@ -145,15 +144,15 @@ def close_orphaned_runs(client: Any, experiment_id: str) -> list[str]:
         folder = Path(tags.get("harkit.run_dir", ""))
         if "harkit.run_dir" not in tags or "harkit.kind" in tags or not folder.is_dir():
             continue
+        run = RunDir(folder)
         try:
-            fd = RunDir(folder).lock()
+            fd = run.lock()
         except HarkitError:  # a live process has it
             continue
         try:
-            info_path = folder / "run.json"
             try:
-                status = json.loads(info_path.read_text(encoding="utf-8")).get("status")
-            except (OSError, ValueError):
+                status = run.info().get("status")
+            except (OSError, ValueError):  # run.json unreadable: the kill came mid-write
                 status = None
             client.set_tag(r.info.run_id, "harkit.status", str(status or "killed"))
             client.set_terminated(r.info.run_id, "KILLED")
