@@ -127,6 +127,26 @@ def test_multirocket_pooling_matches_the_definitions() -> None:
     torch.testing.assert_close(mini(x[:3]), ppv)
 
 
+def test_checkpoints_with_the_old_border_buffers_still_load() -> None:
+    """Blocks saved before the pooling sliced the borders carried border / n_valid / offset
+    buffers per dilation: such a state dict loads strictly and gives the same features."""
+    g = torch.Generator().manual_seed(2)
+    block = RocketBlock(3, 30, per_kernel=3, max_dilations=3, pooling="ppv", gen=g)
+    x = torch.randn(6, 3, 30, generator=g)
+    block.fit_biases(x, g)
+    state = block.state_dict()
+    for j in range(len(block.dils)):
+        state[f"border{j}"] = torch.zeros(84, 30, dtype=torch.bool)
+        state[f"n_valid{j}"] = torch.ones(84, 1)
+        state[f"offset{j}"] = torch.zeros(84, 1)
+    fresh = RocketBlock(3, 30, per_kernel=3, max_dilations=3, pooling="ppv",
+                        gen=torch.Generator().manual_seed(9))
+    fresh.load_state_dict(state)  # strict
+    assert torch.equal(fresh(x), block(x))
+    with pytest.raises(RuntimeError, match="Unexpected"):
+        fresh.load_state_dict({**block.state_dict(), "bogus": torch.zeros(1)})
+
+
 def test_biases_are_quantiles_of_training_convolutions() -> None:
     X, y = _data(n=40)
     m = create_model("minirocket", 5, 4, 40, num_features=84 * 6, max_dilations=3)
@@ -194,6 +214,104 @@ def test_ridge_head_matches_sklearn_ridge_classifier_cv(n: int, p: int, n_classe
         np.testing.assert_allclose(ours, dec, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(ours.argmax(1), ref.predict(Z))
     np.testing.assert_allclose(logits.numpy(), ours, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("calibrate", [False, True])
+@pytest.mark.parametrize(("n", "p", "n_classes"), [(40, 120, 4), (30, 90, 2)])
+def test_cholesky_grid_search_equals_the_eigendecomposition(n: int, p: int, n_classes: int,
+                                                            calibrate: bool) -> None:
+    """n <= p: one Cholesky factorisation per alpha picks the same alpha and head as the
+    eigendecomposition, which scikit-learn also uses."""
+    rng = np.random.default_rng(n + p)
+    y = np.arange(n) % n_classes
+    Z = rng.standard_normal((n, p)) + 0.6 * np.eye(n_classes)[y] @ rng.standard_normal((n_classes, p))
+    alphas = np.logspace(-3, 3, 10).tolist()
+    chol = ridge_loo(torch.tensor(Z), torch.tensor(y), n_classes, alphas, solver="cholesky",
+                     calibrate=calibrate)
+    eig = ridge_loo(torch.tensor(Z), torch.tensor(y), n_classes, alphas, solver="eigh",
+                    calibrate=calibrate)
+    auto = ridge_loo(torch.tensor(Z), torch.tensor(y), n_classes, alphas, calibrate=calibrate)
+    assert chol[2] == eig[2] == auto[2]
+    assert 1e-3 < chol[2] < 1e3  # an interior alpha: the search really compared scores
+    for a, b, c in zip(chol, eig, auto, strict=True):
+        if isinstance(a, torch.Tensor):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+            assert torch.equal(a, c)  # "auto" took the Cholesky path
+
+
+def test_cholesky_search_deflates_the_centring_null_direction(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Float32 features far from zero: summed in float32, the Gram matrix of the centred
+    features puts its exact null vector (the constant one) below zero, which alpha 1e-6 does
+    not lift. The search deflates that direction, so it still factorises, and agrees with
+    the float64 eigendecomposition of the same problem."""
+    from harkit.models.rocket import _gram
+
+    rng = np.random.default_rng(0)
+    n, p = 60, 200
+    Z = torch.tensor((rng.standard_normal((n, p)) * 1e3 + 1e4).astype(np.float32))
+    y = torch.arange(n) % 3
+    Zc = Z - Z.mean(0)
+    lam = torch.linalg.eigvalsh(_gram(Zc))
+    assert lam[0] < -1e-6 < 1e3 < lam[1]  # only the constant direction is below zero
+    alphas = [1e-6, 1.0, 1e3, 1e6, 1e9]
+    with caplog.at_level("INFO", logger="harkit.models.rocket"):
+        chol = ridge_loo(Z.clone(), y, 3, alphas, solver="cholesky")
+    assert "eigendecomposition instead" not in caplog.text  # no fallback
+    eig = ridge_loo(Z.double(), y, 3, alphas, solver="eigh")
+    assert chol[2] == eig[2]
+    torch.testing.assert_close(chol[0], eig[0], rtol=1e-3, atol=1e-9)
+    torch.testing.assert_close(chol[3], eig[3], rtol=1e-3, atol=1e-4)
+
+
+def test_cholesky_search_falls_back_when_the_float32_gram_is_indefinite(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Rank-deficient float32 features (rank 10 of 60 windows): many near-zero eigenvalues
+    of the float32 Gram matrix are below zero, the factorisation fails for alpha 1e-6, and the
+    eigendecomposition (which clamps them) decides."""
+    from harkit.models.rocket import _gram, _loo_grid_cholesky
+
+    rng = np.random.default_rng(0)
+    n, p, k = 60, 200, 10
+    low_rank = rng.standard_normal((n, k)) @ rng.standard_normal((k, p)) * 30
+    Z = torch.tensor(low_rank.astype(np.float32))
+    y = torch.arange(n) % 3
+    Zc = Z - Z.mean(0)
+    assert (torch.linalg.eigvalsh(_gram(Zc)) < -1e-3).sum() > 1  # as the test requires
+    assert _loo_grid_cholesky(_gram(Zc), torch.zeros(n, 3, dtype=torch.float64),
+                              [1e-6, 1.0]) is None
+    alphas = [1e-6, 1.0, 1e3]
+    with caplog.at_level("INFO", logger="harkit.models.rocket"):
+        chol = ridge_loo(Z.clone(), y, 3, alphas, solver="cholesky")
+    assert "eigendecomposition instead" in caplog.text
+    eig = ridge_loo(Z.clone(), y, 3, alphas, solver="eigh")
+    assert chol[2] == eig[2]
+    torch.testing.assert_close(chol[0], eig[0])
+
+
+def test_inverse_diagonal_is_checked_against_float64(caplog: pytest.LogCaptureFixture) -> None:
+    """The float32 triangular inverse is accurate on a matrix with condition number 1e12;
+    where it misses the tolerance (tol 0 forces that) the float64 inverse replaces it."""
+    from harkit.models.rocket import _inverse_diagonal
+
+    rng = np.random.default_rng(0)
+    n = 80
+    U, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    L = torch.linalg.cholesky(torch.tensor((U * np.logspace(0, 12, n)) @ U.T))
+    ref = torch.cholesky_inverse(L).diagonal()
+    torch.testing.assert_close(_inverse_diagonal(L), ref, rtol=1e-5, atol=0)
+    with caplog.at_level("INFO", logger="harkit.models.rocket"):
+        exact = _inverse_diagonal(L, tol=0.0)
+    assert "redoing it in float64" in caplog.text
+    torch.testing.assert_close(exact, ref, rtol=1e-9, atol=0)
+
+
+def test_bad_ridge_solver_is_refused() -> None:
+    Z, y = torch.randn(20, 5, dtype=torch.float64), torch.arange(20) % 2
+    with pytest.raises(ValueError, match="solver"):
+        ridge_loo(Z, y, 2, [1.0, 2.0], solver="qr")
+    with pytest.raises(ValueError, match="n <= p"):
+        ridge_loo(Z, y, 2, [1.0, 2.0], solver="cholesky")
 
 
 @pytest.mark.parametrize(("n", "p", "n_classes"), [(60, 25, 3), (40, 120, 4), (50, 30, 2)])

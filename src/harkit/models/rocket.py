@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 KERNEL_LEN = 9
 N_KERNELS = 84  # C(9, 3): positions of the three 2s
 GOLDEN = (math.sqrt(5) + 1) / 2
+# ridge_loo's "auto" solver: a grid of at most this many alphas is searched by one Cholesky
+# factorisation per alpha rather than one eigendecomposition (see ridge_loo)
+CHOLESKY_GRID_MAX = 10
 
 
 def minirocket_weights() -> torch.Tensor:
@@ -113,8 +116,8 @@ class RocketBlock(nn.Module):
     """MiniRocket kernels over one representation of ``(B, C, L)`` series.
 
     Per dilation the 84 kernels are stored with the zero-padded ("same") half first; the other
-    half sees only the positions where the kernel fits inside the series (their border
-    positions are set to -inf before pooling, which no bias is below). Features are ordered
+    half is pooled over only the positions where the kernel fits inside the series. Features
+    are ordered
     (pooling operator, dilation, kernel, bias) with each kernel's biases ascending.
 
     Args:
@@ -141,26 +144,14 @@ class RocketBlock(nn.Module):
         self.n_per_pool = N_KERNELS * sum(self.per_dil)
         self.n_features = self.n_per_pool * (4 if pooling == "multi" else 1)
         base = minirocket_weights()
-        n_pad = N_KERNELS // 2
         self.register_buffer("dilations", torch.tensor(self.dils))
-        for j, d in enumerate(self.dils):
+        for j in range(len(self.dils)):
             # MiniRocket pads kernel k at dilation index j when (j + k) is even.
             padded = [k for k in range(N_KERNELS) if (j + k) % 2 == 0]
             order = padded + [k for k in range(N_KERNELS) if (j + k) % 2 == 1]
             mask = _choose_channels(n_channels, N_KERNELS, gen)  # (84, C)
             w = base[order][:, None, :] * mask[:, :, None]  # (84, C, 9)
-            p = (KERNEL_LEN - 1) * d // 2
-            border = torch.zeros(N_KERNELS, length, dtype=torch.bool)
-            border[n_pad:, :p] = True
-            border[n_pad:, length - p:] = True
-            n_valid = torch.full((N_KERNELS, 1), float(length))
-            n_valid[n_pad:] = length - 2 * p
-            offset = torch.zeros(N_KERNELS, 1)
-            offset[n_pad:] = p
             self.register_buffer(f"weight{j}", w)
-            self.register_buffer(f"border{j}", border)
-            self.register_buffer(f"n_valid{j}", n_valid)
-            self.register_buffer(f"offset{j}", offset)
             nf = self.per_dil[j]
             upper = (torch.arange(nf + 1)[:, None] > torch.arange(nf)[None, :]).float()
             self.register_buffer(f"upper{j}", upper, persistent=False)
@@ -169,6 +160,7 @@ class RocketBlock(nn.Module):
         # run lengths fit in uint8 up to 255 samples, bias levels up to 255 biases per kernel
         self.run_dtype = torch.uint8 if length < 255 else torch.int32
         self.level_dtype = torch.uint8 if max(self.per_dil) < 255 else torch.int32
+        self.register_load_state_dict_pre_hook(_drop_border_buffers)
 
     def _conv(self, x: torch.Tensor, j: int) -> torch.Tensor:
         """Convolution outputs ``(B, 84, L)`` at dilation index ``j`` (zero padded)."""
@@ -202,44 +194,72 @@ class RocketBlock(nn.Module):
         mpv: list[torch.Tensor] = []
         mipv: list[torch.Tensor] = []
         lspv: list[torch.Tensor] = []
+        multi = self.pooling == "multi"
+        half = N_KERNELS // 2
         start = 0
-        for j in range(len(self.dils)):
+        for j, d in enumerate(self.dils):
             nf = self.per_dil[j]
             raw = self._conv(x, j)  # (B, 84, L)
-            # the unpadded half of the kernels: borders below every bias, so never positive
-            c = torch.where(getattr(self, f"border{j}"), float("-inf"), raw)
             b = self.biases[start : start + N_KERNELS * nf].view(N_KERNELS, nf)
             start += N_KERNELS * nf
-            # v[b, k, t] = number of biases of kernel k strictly below c[b, k, t], so
-            # c > bias_i  <=>  v > i. With a few dozen biases per kernel at most, one
-            # compare-and-add per bias beats a binary search per value several times over,
-            # and a histogram of v beats counting c > bias_i per bias (about 1.4x).
-            vs = torch.zeros(c.shape, dtype=self.level_dtype, device=c.device)
-            for i in range(nf):
-                vs += c > b[:, i, None]
-            v = vs.long()
-            upper = getattr(self, f"upper{j}")
-            zeros = c.new_zeros(c.shape[0], N_KERNELS, nf + 1)
-            ones = c.new_ones(()).expand(v.shape)
-            count = _above(zeros.scatter_add(2, v, ones), upper)  # (B, 84, nf): values > bias
-            ppv.append((count / getattr(self, f"n_valid{j}")).flatten(1))
-            if self.pooling == "ppv":
-                continue
-            # bin 0 (values below every bias, incl. the borders) is never summed
-            csum = _above(zeros.scatter_add(2, v, raw), upper)
-            tsum = _above(zeros.scatter_add(2, v, self.positions.expand(v.shape)), upper)
-            tsum = tsum - getattr(self, f"offset{j}") * count  # index within the valid part
-            some = count > 0
-            safe = count.clamp(min=1)
-            mpv.append(torch.where(some, (csum - b * count) / safe, 0.0).flatten(1))
-            mipv.append(torch.where(some, tsum / safe, -1.0).flatten(1))
-            # (B, 84, L) -> (L, B, 84) small ints: the longest run of v > level, per level
-            vt = vs.permute(2, 0, 1).contiguous()
-            levels = torch.arange(nf, device=v.device, dtype=self.level_dtype)
-            lspv.append(_longest_run_above(vt, levels, self.run_dtype).flatten(1))
-        if self.pooling == "ppv":
+            p = (KERNEL_LEN - 1) * d // 2
+            # the zero-padded half sees every position, the other half only those where the
+            # kernel fits inside the series: pooled over those positions alone (a view, so the
+            # border values are never touched)
+            parts = [self._pool(raw[:, :half], b[:half], j, multi),
+                     self._pool(raw[:, half:, p : self.length - p], b[half:], j, multi)]
+            ppv.append(torch.cat([q[0] for q in parts], 1).flatten(1))
+            if multi:
+                lspv.append(torch.cat([q[1] for q in parts], 1).flatten(1))
+                mpv.append(torch.cat([q[2] for q in parts], 1).flatten(1))
+                mipv.append(torch.cat([q[3] for q in parts], 1).flatten(1))
+        if not multi:
             return torch.cat(ppv, 1)
         return torch.cat([*ppv, *lspv, *mpv, *mipv], 1)
+
+    def _pool(self, c: torch.Tensor, b: torch.Tensor, j: int, multi: bool
+              ) -> list[torch.Tensor]:
+        """Pooled features ``(B, K, nf)`` of convolution outputs ``c`` ``(B, K, T)`` against
+        each kernel's ascending biases ``b`` ``(K, nf)``: ``[PPV]``, or with ``multi``
+        ``[PPV, LSPV, MPV, MIPV]``."""
+        nf = b.shape[1]
+        # v[b, k, t] = number of biases of kernel k strictly below c[b, k, t], so
+        # c > bias_i  <=>  v > i. With a few dozen biases per kernel at most, one
+        # compare-and-add per bias beats a binary search per value several times over,
+        # and a histogram of v beats counting c > bias_i per bias (about 1.4x).
+        vs = torch.zeros(c.shape, dtype=self.level_dtype, device=c.device)
+        for i in range(nf):
+            vs += c > b[:, i, None]
+        v = vs.long()
+        upper = getattr(self, f"upper{j}")
+        zeros = c.new_zeros(c.shape[0], c.shape[1], nf + 1)
+        ones = c.new_ones(()).expand(v.shape)
+        count = _above(zeros.scatter_add(2, v, ones), upper)  # (B, K, nf): values > bias
+        n = c.shape[2]
+        if not multi:
+            return [count / n]
+        # bin 0 (values below every bias) is never summed
+        csum = _above(zeros.scatter_add(2, v, c), upper)
+        tsum = _above(zeros.scatter_add(2, v, self.positions[:n].expand(v.shape)), upper)
+        some = count > 0
+        safe = count.clamp(min=1)
+        mpv = torch.where(some, (csum - b * count) / safe, 0.0)
+        mipv = torch.where(some, tsum / safe, -1.0)
+        # (B, K, T) -> (T, B, K) small ints: the longest run of v > level, per level
+        vt = vs.permute(2, 0, 1).contiguous()
+        levels = torch.arange(nf, device=v.device, dtype=self.level_dtype)
+        return [count / n, _longest_run_above(vt, levels, self.run_dtype), mpv, mipv]
+
+
+def _drop_border_buffers(module: nn.Module, state_dict: dict[str, Any], prefix: str,
+                        *args: Any) -> None:
+    """Checkpoints written before 2026-11-23 carry per-dilation ``border``, ``n_valid`` and
+    ``offset`` buffers that the pooling no longer needs (they follow from the dilation):
+    dropped on load, so those checkpoints still load strictly."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        name = key[len(prefix):]
+        if name.rstrip("0123456789") in ("border", "n_valid", "offset"):
+            del state_dict[key]
 
 
 def _longest_run_above(v: torch.Tensor, levels: torch.Tensor, dtype: torch.dtype
@@ -338,14 +358,26 @@ class HydraBlock(nn.Module):
 def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence[float],
               center: torch.Tensor | None = None, scale: torch.Tensor | None = None,
               float32_from: int | None = None, calibrate: bool = False,
+              solver: str = "auto",
               ) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
     """Ridge classifier with the regularisation chosen by leave-one-out cross-validation.
 
     Targets are +1 for the window's class and -1 elsewhere (one column for two classes); the
-    intercept is not penalised. One eigendecomposition gives the exact leave-one-out residuals
-    ``(y_i - f_i) / (1 - H_ii)`` for every alpha: of the ``n x n`` Gram matrix when
-    ``n <= p``, else of the ``p x p`` covariance. The alpha with the smallest mean squared
-    leave-one-out residual wins (the first on ties), as in scikit-learn's RidgeClassifierCV.
+    intercept is not penalised. The alpha with the smallest mean squared leave-one-out residual
+    ``(y_i - f_i) / (1 - H_ii)`` wins (the first on ties), as in scikit-learn's
+    RidgeClassifierCV. The residuals are exact for every alpha of the grid, computed one of
+    two ways (``solver``):
+
+    - ``"eigh"``: one eigendecomposition, of the ``n x n`` Gram matrix when ``n <= p``, else of
+      the ``p x p`` covariance, then every alpha almost for free.
+    - ``"cholesky"`` (``n <= p`` only): per alpha, a Cholesky factorisation of
+      ``Z Z^T + alpha I`` and a triangular inverse for the hat matrix diagonal. At n = 7352 one
+      alpha took about 2.3 s here and the float64 eigendecomposition 37-42 s, so a grid of up
+      to ``CHOLESKY_GRID_MAX`` alphas (the default grid has 10) is cheaper this way. If a
+      factorisation fails (a Gram matrix summed in float32 can be slightly indefinite, which
+      the smallest alphas do not cure), the search falls back to ``"eigh"``.
+    - ``"auto"`` (default): ``"cholesky"`` for ``n <= p`` and at most ``CHOLESKY_GRID_MAX``
+      alphas, else ``"eigh"``.
 
     Args:
         Z: features ``(n, p)``; modified in place (centred and scaled).
@@ -366,11 +398,17 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
             prediction by the model fitted without it), so that a softmax of the ridge
             decision values gives calibrated probabilities, e.g. for averaging with other
             models in an ensemble. Predicted classes do not change.
+        solver: ``"auto"``, ``"eigh"`` or ``"cholesky"`` (see above); all give the same alpha
+            and head up to rounding.
 
     Returns:
         ``(weight (n_classes, p), bias (n_classes,), alpha, training logits (n, n_classes))``.
     """
+    if solver not in ("auto", "eigh", "cholesky"):
+        raise ValueError(f"solver must be 'auto', 'eigh' or 'cholesky', got {solver!r}")
     n, p = Z.shape
+    if solver == "cholesky" and n > p:
+        raise ValueError(f"solver 'cholesky' needs n <= p (the Gram matrix), got {n} x {p}")
     dev = Z.device
     ycol = y.to(dev)
     T = -torch.ones(n, n_classes, dtype=torch.float64, device=dev)
@@ -399,6 +437,18 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
             loo = (Tc - fitted) / (1.0 - h - 1.0 / n)[:, None]
             tau = _loo_temperature(Tc - loo + t_mean, ycol, n_classes)
         return _ridge_output(W, fitted, mult, shift, z_mean, t_mean, n_classes, alpha, tau)
+    if solver == "cholesky" or (solver == "auto" and gram and len(alphas) <= CHOLESKY_GRID_MAX):
+        found = _loo_grid_cholesky(G, Tc, alphas)
+        if found is not None:
+            alpha, dual, fitted, best_loo = found
+            del G
+            tau = 1.0
+            if calibrate:
+                tau = _loo_temperature(Tc - best_loo + t_mean, ycol, n_classes)
+            return _ridge_output(_t_matmul(Z, dual), fitted, mult, shift, z_mean, t_mean,
+                                 n_classes, alpha, tau)
+        log.info("ridge: Z Z^T + alpha I is not positive definite in floating point for the "
+                 "smallest alphas; searching the grid by eigendecomposition instead")
     lam, Q = _eigh(G, float32_from is not None and len(G) >= float32_from)
     del G
     lam = lam.clamp(min=0)
@@ -467,16 +517,79 @@ def _ridge_cholesky(Z: torch.Tensor, G: torch.Tensor, Tc: torch.Tensor, alpha: f
     return W, Z.double() @ W, h
 
 
-def _inverse_diagonal(L: torch.Tensor) -> torch.Tensor:
-    """``diag((L L^T)^-1)`` from a lower Cholesky factor: the column sums of squares of
-    ``L^-1``, one triangular inverse (LAPACK trtri through SciPy on CPU: about half the time
-    of the full inverse at n = 7352 here)."""
+def _loo_grid_cholesky(G: torch.Tensor, Tc: torch.Tensor, alphas: Sequence[float],
+                       ) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The leave-one-out grid search on the Gram matrix ``G`` ``(n, n)`` (float64) by one
+    Cholesky factorisation per alpha: the winning alpha and its dual coefficients
+    ``(G + a I)^-1 Tc``, fitted values and leave-one-out residuals; None when a factorisation
+    fails (a Gram matrix summed in float32 can have eigenvalues slightly below zero, which the
+    smallest alphas do not lift), so that the caller can fall back to the eigendecomposition,
+    which clamps them to zero. The smallest alpha is tried first, so a failure costs one
+    factorisation.
+
+    The centred features make the constant vector ``u = 1 / sqrt(n)`` an exact null vector of
+    ``G``, which summing in float32 leaves at about +-1e-3 (UCI HAR's MiniRocket features: -0.005,
+    the next eigenvalue 0.74), enough to break the factorisation for alpha 0.001. The targets
+    are centred too, so that direction is solved separately: ``G + mu u u^T`` is factorised
+    instead (``mu`` the mean eigenvalue), which changes neither the dual coefficients nor the
+    fitted values, and the hat diagonal is corrected for it exactly."""
+    n = len(G)
+    mu = float(G.diagonal().mean().clamp(min=1.0))
+    order = sorted(range(len(alphas)), key=lambda i: alphas[i])
+    best: tuple[float, int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    for i in order:
+        a = float(alphas[i])
+        A = G + mu / n  # + mu u u^T
+        A.diagonal().add_(a)
+        L, info = torch.linalg.cholesky_ex(A)
+        del A
+        if int(info) != 0:
+            return None
+        dual = torch.cholesky_solve(Tc, L)
+        # diag(G (G + a I)^-1) = 1 - a diag((G + a I)^-1), where the u direction adds
+        # 1 / (a n) to diag((G + a I)^-1) and 1 / ((mu + a) n) to the deflated one; plus 1 / n
+        # for the unpenalised intercept
+        h = 1.0 - a * _inverse_diagonal(L) + a / ((mu + a) * n)
+        del L
+        fitted = Tc - a * dual  # G (G + a I)^-1 T = T - a (G + a I)^-1 T
+        loo = (Tc - fitted) / (1.0 - h)[:, None]
+        score = float((loo * loo).mean())
+        # the smallest score wins; on ties the alpha listed first, as in the eigh path
+        if best is None or (score, i) < (best[0], best[1]):
+            best = (score, i, dual, fitted, loo)
+    assert best is not None
+    return float(alphas[best[1]]), best[2], best[3], best[4]
+
+
+def _inverse_diagonal(L: torch.Tensor, n_check: int = 16, tol: float = 1e-5) -> torch.Tensor:
+    """``diag((L L^T)^-1)`` (float64) from a lower Cholesky factor (float64): the column sums
+    of squares of ``L^-1``.
+
+    On CPU the triangular inverse is LAPACK's trtri through SciPy, in float32 (0.8-1.3 s at
+    n = 7352 here against 1.4-3.5 s in float64; on UCI HAR's MiniRocket Gram matrices its
+    relative error was below 1e-6 for every alpha from 0.001 to 1000). It is checked: the
+    exact float64 values of ``n_check`` evenly spaced entries, by triangular solves, must
+    agree within ``tol`` (relative), else the inverse is redone in float64.
+    """
+    n = len(L)
     if L.device.type == "cpu":
         try:
             from scipy.linalg import lapack
         except ImportError:  # pragma: no cover - scipy comes with scikit-learn
             lapack = None
         if lapack is not None:
+            Linv32, info = lapack.strtri(L.numpy().astype(np.float32), lower=1)
+            if info == 0:
+                Li = torch.from_numpy(Linv32)
+                d = (Li * Li).sum(0, dtype=torch.float64)
+                idx = torch.linspace(0, n - 1, min(n_check, n)).round().long().unique()
+                E = torch.zeros(n, len(idx), dtype=L.dtype)
+                E[idx, torch.arange(len(idx))] = 1.0
+                exact = torch.linalg.solve_triangular(L, E, upper=False).square().sum(0)
+                if bool(((d[idx] - exact).abs() <= tol * exact).all()):
+                    return d
+                log.info("ridge: float32 triangular inverse off by more than %.0e; redoing it "
+                         "in float64", tol)
             Linv, info = lapack.dtrtri(L.numpy(), lower=1)
             if info == 0:
                 return torch.from_numpy((Linv * Linv).sum(0))
