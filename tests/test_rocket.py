@@ -397,6 +397,24 @@ def test_batches_give_the_same_features_as_one_window() -> None:
         torch.testing.assert_close(torch.cat([m.features(X[i : i + 1]) for i in range(9)]), full)
 
 
+def test_minirocket_works_through_large_batches_in_chunks_and_exports_whole() -> None:
+    """Batches over PPV_CHUNK are computed in chunks: the same features as one window at a
+    time; a trace (as ONNX export takes it) records the unchunked graph, so it serves any
+    batch size."""
+    from harkit.models.rocket import PPV_CHUNK
+
+    X, y = _data(n=PPV_CHUNK + 11)
+    m = create_model("minirocket", 5, 4, 40, variant="tiny").eval()
+    m.fit_init(X, y)
+    with torch.no_grad():
+        full = m.features(X)
+        one = torch.cat([m.features(X[i : i + 1]) for i in range(len(X))])
+        torch.testing.assert_close(full, one)
+        traced = torch.jit.trace(m, X[:PPV_CHUNK + 5], check_trace=False)
+        torch.testing.assert_close(traced(X), m(X))  # a larger batch than traced with
+        torch.testing.assert_close(traced(X[:3]), m(X[:3]))
+
+
 def _cfg(tiny_cfg: list[str], name: str) -> list[str]:
     keep = [o for o in tiny_cfg if not o.startswith("model.")]  # harcnn's sizes
     return [*keep, f"model.name={name}", "model.num_features=336", "model.max_dilations=4"]

@@ -52,6 +52,8 @@ GOLDEN = (math.sqrt(5) + 1) / 2
 # ridge_loo's "auto" solver: a grid of at most this many alphas is searched by one Cholesky
 # factorisation per alpha rather than one eigendecomposition (see ridge_loo)
 CHOLESKY_GRID_MAX = 10
+# RocketBlock: PPV-only features are computed this many series at a time
+PPV_CHUNK = 64
 
 
 def minirocket_weights() -> torch.Tensor:
@@ -189,7 +191,18 @@ class RocketBlock(nn.Module):
         self.biases.copy_(torch.cat(out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, n_features)`` of ``(B, C, L)`` series."""
+        """Features ``(B, n_features)`` of ``(B, C, L)`` series.
+
+        PPV-only blocks work through large batches ``PPV_CHUNK`` series at a time, so each
+        compare-and-add pass stays in cache (MiniRocket at batch 256: 227 ms against 280 ms
+        in one piece here; MultiRocket's extra pooling gains nothing). Not while tracing or
+        exporting, where the batch size must stay symbolic."""
+        if self.pooling == "ppv" and not _capturing() and x.shape[0] > PPV_CHUNK:
+            return torch.cat([self._features(x[i : i + PPV_CHUNK])
+                              for i in range(0, len(x), PPV_CHUNK)])
+        return self._features(x)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         ppv: list[torch.Tensor] = []
         mpv: list[torch.Tensor] = []
         mipv: list[torch.Tensor] = []
@@ -249,6 +262,12 @@ class RocketBlock(nn.Module):
         vt = vs.permute(2, 0, 1).contiguous()
         levels = torch.arange(nf, device=v.device, dtype=self.level_dtype)
         return [count / n, _longest_run_above(vt, levels, self.run_dtype), mpv, mipv]
+
+
+def _capturing() -> bool:
+    """True while a graph is being captured (TorchScript trace, ONNX export, torch.compile)."""
+    return bool(torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+                or torch.compiler.is_compiling())
 
 
 def _drop_border_buffers(module: nn.Module, state_dict: dict[str, Any], prefix: str,
