@@ -1,5 +1,8 @@
 """UCI HAR's 98 % recipe (issue 3): harcnn plus three MiniRocket seeds, one ensemble.
 
+``--mrh`` adds a MultiRocket-Hydra member (and, with ``--validation``, the candidate ensembles
+that include it).
+
 Every member is an ordinary `harkit train` command run in a subprocess, one after the
 other on this machine, then `harkit ensemble` scores the members together on the official
 test split. The clock runs from the first launch until the ensemble's report is printed, so
@@ -35,11 +38,13 @@ REPO = Path(__file__).resolve().parents[1]
 HARKIT = str(Path(sys.executable).parent / "harkit")
 FAST_MR = "configs/fast/minirocket-uci-har.yaml"
 MR_SEEDS = 3  # MiniRocket members (seeds 0, 1, ...); chosen with --validation (BENCHMARKS.md)
+MRH = False  # a MultiRocket-Hydra member; compared with --validation --mrh (BENCHMARKS.md)
 COMBINE = "mean"  # chosen with --validation (BENCHMARKS.md)
 VALIDATION_SIZES = (1, 3, 5, 8)  # the MiniRocket counts --validation compares
 
 
-def members(validation: bool, mr_seeds: int = MR_SEEDS) -> list[tuple[str, list[str]]]:
+def members(validation: bool, mr_seeds: int = MR_SEEDS, mrh: bool = MRH
+            ) -> list[tuple[str, list[str]]]:
     """(name, harkit train arguments) of every member, in the order they are run."""
     out: list[tuple[str, list[str]]] = [("harcnn", ["--model", "harcnn"])]
     for s in range(max(VALIDATION_SIZES) if validation else mr_seeds):
@@ -47,6 +52,9 @@ def members(validation: bool, mr_seeds: int = MR_SEEDS) -> list[tuple[str, list[
         out.append((f"minirocket-seed{s}", ["--config", FAST_MR, "--set", f"train.seed={s}",
                                             "--set", f"model.params.seed={s}",
                                             "--set", "model.params.calibrate=true"]))
+    if mrh:  # ridge alpha chosen by leave-one-out on its own training windows, calibrated
+        out.append(("multirocket-hydra", ["--model", "multirocket-hydra", "--set",
+                                          "train.refit=false", "--set", "data.n_val_subjects=1"]))
     if validation:  # one validation split for all: 4 subjects drawn with seed 0, no refit
         # (later overrides win, so train.seed=0 replaces each member's own split seed)
         fixed = ["--set", "train.refit=false", "--set", "data.n_val_subjects=4",
@@ -93,10 +101,11 @@ def shown(args: list[str]) -> str:
 
 
 def run(data_dir: str, root: Path, validation: bool, threads: int,
-        shown_data_dir: str = "../shared/data", mr_seeds: int = MR_SEEDS) -> dict[str, Any]:
+        shown_data_dir: str = "../shared/data", mr_seeds: int = MR_SEEDS,
+        mrh: bool = MRH) -> dict[str, Any]:
     t_start = time.perf_counter()
     rows = []
-    for name, extra in members(validation, mr_seeds):
+    for name, extra in members(validation, mr_seeds, mrh):
         if validation:  # trained in-process without ever scoring the test split
             rows.append(_validation_member(name, extra, data_dir, root, threads))
             continue
@@ -120,6 +129,12 @@ def run(data_dir: str, root: Path, validation: bool, threads: int,
         candidates = {(f"harcnn + minirocket x{k}" if k > 1 else "harcnn + minirocket"):
                       names[:1 + k] for k in VALIDATION_SIZES}
         candidates.update({f"minirocket x{k}": names[1:1 + k] for k in (3, max(VALIDATION_SIZES))})
+        if mrh:
+            candidates.update({
+                "harcnn + multirocket-hydra": ["harcnn", "multirocket-hydra"],
+                "harcnn + minirocket + multirocket-hydra": [*names[:2], "multirocket-hydra"],
+                "harcnn + minirocket x3 + multirocket-hydra": [*names[:4], "multirocket-hydra"],
+                "minirocket x3 + multirocket-hydra": [*names[1:4], "multirocket-hydra"]})
         scores = []
         for label, group in candidates.items():
             for combine in ("mean", "geometric"):
@@ -150,8 +165,10 @@ def run(data_dir: str, root: Path, validation: bool, threads: int,
 def section(res: dict[str, Any], validation: bool, threads: int, cmdline: str) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     what = "recipe chosen on validation subjects" if validation else "official test split"
-    k = len(res["members"]) - 1
-    lines = [f"\n## UCI HAR 98 % recipe: harcnn + {k} MiniRocket seeds, {what} — {when}\n",
+    names = [r["name"] for r in res["members"]]
+    k = sum(n.startswith("minirocket") for n in names)
+    plus = " + multirocket-hydra" if "multirocket-hydra" in names else ""
+    lines = [f"\n## UCI HAR 98 % recipe: harcnn + {k} MiniRocket seeds{plus}, {what} — {when}\n",
              f"- command: `{cmdline}`",
              f"- machine: {machine(f'{threads} torch threads')}",
              "- members trained in-process with `harkit.train(evaluate_test=False)`, the "
@@ -193,6 +210,9 @@ def main() -> None:
                     help="choose the recipe on validation subjects instead of testing it")
     ap.add_argument("--mr-seeds", type=int, default=MR_SEEDS,
                     help="how many MiniRocket members (seeds 0, 1, ...) join harcnn")
+    ap.add_argument("--mrh", action=argparse.BooleanOptionalAction, default=MRH,
+                    help="add a multirocket-hydra member (with --validation: and the "
+                    "candidates that include it)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--run-root", help="keep the runs here (default: a temporary folder)")
     ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
@@ -200,10 +220,11 @@ def main() -> None:
     data_dir = str(Path(a.data_dir).resolve())
     cmdline = "python benchmarks/uci_har_ensemble.py --data-dir ../shared/data" + (
         " --validation" if a.validation else "") + (
-        f" --mr-seeds {a.mr_seeds}" if a.mr_seeds != MR_SEEDS and not a.validation else "")
+        f" --mr-seeds {a.mr_seeds}" if a.mr_seeds != MR_SEEDS and not a.validation else "") + (
+        (" --mrh" if a.mrh else " --no-mrh") if a.mrh != MRH else "")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(a.run_root or tmp).resolve()
-        res = run(data_dir, root, a.validation, a.threads, a.data_dir, a.mr_seeds)
+        res = run(data_dir, root, a.validation, a.threads, a.data_dir, a.mr_seeds, a.mrh)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = REPO / "benchmarks" / "results" / f"uci_har_ensemble{'_val' if a.validation else ''}_{stamp}.json"
     out.write_text(json.dumps(res, indent=1))
