@@ -264,11 +264,13 @@ def test_cholesky_search_deflates_the_centring_null_direction(
     torch.testing.assert_close(chol[3], eig[3], rtol=1e-3, atol=1e-4)
 
 
-def test_float32_features_give_the_float64_calibrated_head() -> None:
+@pytest.mark.parametrize("solver", ["cholesky", "eigh"])
+def test_float32_features_give_the_float64_calibrated_head(solver: str) -> None:
     """n << p and features far from standardised (as Hydra's are): from float32 features the
-    Cholesky search gives the calibrated head that the float64 computation does.
-    (The eigendecomposition of the float32-summed Gram matrix picked alpha 1000 here, its
-    weights off by 6e-5, and on UTKinect's multirocket-hydra a temperature 10x too large.)"""
+    leave-one-out search gives the calibrated head that the float64 computation does, by
+    either solver. (Before the centring's null direction was deflated, the eigendecomposition
+    of the float32-summed Gram matrix picked alpha 1000 here, its weights off by 6e-5, and
+    on UTKinect's multirocket-hydra a temperature 10x too large.)"""
     rng = np.random.default_rng(1)
     n, p = 100, 5000
     y = np.arange(n) % 3
@@ -277,7 +279,7 @@ def test_float32_features_give_the_float64_calibrated_head() -> None:
     alphas = [1e-3, 1.0, 1e3]
     ref = ridge_loo(torch.tensor(Z).double(), torch.tensor(y), 3, alphas, solver="eigh",
                     calibrate=True)
-    got = ridge_loo(torch.tensor(Z), torch.tensor(y), 3, alphas, solver="cholesky",
+    got = ridge_loo(torch.tensor(Z), torch.tensor(y), 3, alphas, solver=solver,
                     calibrate=True)
     # (alphas 0.001 and 1 give the same head to 1e-7 here, and which of the two wins the
     # leave-one-out contest is a rounding matter, so only the head is compared)

@@ -468,6 +468,10 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
                                  n_classes, alpha, tau)
         log.info("ridge: Z Z^T + alpha I is not positive definite in floating point for the "
                  "smallest alphas; searching the grid by eigendecomposition instead")
+    mu = 0.0
+    if gram:  # deflate the centring's null direction, as the Cholesky search does
+        mu = _deflation(G)
+        G.add_(mu / n)
     lam, Q = _eigh(G, float32_from is not None and len(G) >= float32_from)
     del G
     lam = lam.clamp(min=0)
@@ -489,7 +493,8 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
             g = 1.0 / (lam + a)
             fitted = U @ (g[:, None] * UtT)
             h = U2 @ g
-        h = h + 1.0 / n  # the unpenalised intercept
+        # the unpenalised intercept, less the deflated direction's share (0 when not gram)
+        h = h + 1.0 / n - mu / ((mu + a) * n)
         loo = (Tc - fitted) / (1.0 - h)[:, None]
         score = float((loo * loo).mean())
         if best is None or score < best[0]:
@@ -553,7 +558,7 @@ def _loo_grid_cholesky(G: torch.Tensor, Tc: torch.Tensor, alphas: Sequence[float
     instead (``mu`` the mean eigenvalue), which changes neither the dual coefficients nor the
     fitted values, and the hat diagonal is corrected for it exactly."""
     n = len(G)
-    mu = float(G.diagonal().mean().clamp(min=1.0))
+    mu = _deflation(G)
     order = sorted(range(len(alphas)), key=lambda i: alphas[i])
     best: tuple[float, int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     for i in order:
@@ -578,6 +583,15 @@ def _loo_grid_cholesky(G: torch.Tensor, Tc: torch.Tensor, alphas: Sequence[float
             best = (score, i, dual, fitted, loo)
     assert best is not None
     return float(alphas[best[1]]), best[2], best[3], best[4]
+
+
+def _deflation(G: torch.Tensor) -> float:
+    """The eigenvalue ``mu`` given to the constant direction ``u`` of a centred Gram matrix
+    ``G`` (``G + mu u u^T``): its mean eigenvalue, at least 1. Both leave-one-out searches
+    use it: ``u`` is an exact null vector of ``G`` whose float32 rounding (about +-1e-3)
+    would otherwise dominate the smallest alphas' leverages; the targets are centred, so
+    the fit does not change, and the leverages are corrected by ``mu / ((mu + a) n)``."""
+    return float(G.diagonal().mean().clamp(min=1.0))
 
 
 def _inverse_diagonal(L: torch.Tensor, n_check: int = 16, tol: float = 1e-5) -> torch.Tensor:
