@@ -288,6 +288,23 @@ def test_float32_features_give_the_float64_calibrated_head(solver: str) -> None:
     torch.testing.assert_close(got[3], ref[3], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("calibrate", [False, True])
+def test_one_small_alpha_on_float32_features_factorises(calibrate: bool) -> None:
+    """One given alpha too small to lift the float32 Gram matrix's null direction above zero
+    (a plain Cholesky factorisation raised here): deflated, it solves, and gives the float64
+    head."""
+    rng = np.random.default_rng(0)
+    n, p = 60, 200
+    Z = torch.tensor((rng.standard_normal((n, p)) * 1e3 + 1e4).astype(np.float32))
+    y = torch.arange(n) % 3
+    got = ridge_loo(Z.clone(), y, 3, [1e-6], calibrate=calibrate)
+    ref = ridge_loo(Z.double(), y, 3, [1e-6], solver="eigh", calibrate=calibrate)
+    assert got[2] == ref[2] == 1e-6
+    scale = float(ref[0].abs().max())
+    assert float((got[0] - ref[0]).abs().max()) < 1e-4 * scale
+    assert torch.equal(got[3].argmax(1), ref[3].argmax(1))
+
+
 def test_cholesky_search_falls_back_when_the_float32_gram_is_indefinite(
         caplog: pytest.LogCaptureFixture) -> None:
     """Rank-deficient float32 features (rank 10 of 60 windows): many near-zero eigenvalues

@@ -398,6 +398,10 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
     - ``"auto"`` (default): ``"cholesky"`` for ``n <= p`` and at most ``CHOLESKY_GRID_MAX``
       alphas, else ``"eigh"``.
 
+    With one alpha there is nothing to choose, and unless ``solver="eigh"`` the head is one
+    Cholesky solve (the triangular inverse only when calibrating), of the Gram matrix for
+    ``n <= p``, else of the covariance.
+
     Args:
         Z: features ``(n, p)``; modified in place (centred and scaled).
         y: class indices ``(n,)``.
@@ -446,18 +450,20 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
         G = _gram(Z)  # (n, n) float64
     else:
         G = (Z.T @ Z).double() if Z.dtype == torch.float64 else _gram(Z.T.contiguous())
-    if len(alphas) == 1:
-        # One alpha: nothing to choose, so no eigendecomposition (at n = 7352 about 10x the
-        # cost of the Cholesky factorisation and inverse used instead), the same solution.
+    if len(alphas) == 1 and not gram:
+        # One alpha: nothing to choose, so no eigendecomposition, the same solution.
         alpha = float(alphas[0])
-        W, fitted, h = _ridge_cholesky(Z, G, Tc, alpha, gram, leverages=calibrate)
+        W, fitted, h = _ridge_cholesky(Z, G, Tc, alpha, leverages=calibrate)
         tau = 1.0
         if h is not None:  # calibrate
             loo = (Tc - fitted) / (1.0 - h - 1.0 / n)[:, None]
             tau = _loo_temperature(Tc - loo + t_mean, ycol, n_classes)
         return _ridge_output(W, fitted, mult, shift, z_mean, t_mean, n_classes, alpha, tau)
-    if solver == "cholesky" or (solver == "auto" and gram and len(alphas) <= CHOLESKY_GRID_MAX):
-        found = _loo_grid_cholesky(G, Tc, alphas)
+    if gram and solver != "eigh" and (len(alphas) == 1 or solver == "cholesky"
+                                      or len(alphas) <= CHOLESKY_GRID_MAX):
+        # (one alpha: no leverages needed unless calibrating, so one factorisation and solve;
+        # at n = 7352 about a tenth of the eigendecomposition's time)
+        found = _loo_grid_cholesky(G, Tc, alphas, leverages=len(alphas) > 1 or calibrate)
         if found is not None:
             alpha, dual, fitted, best_loo = found
             del G
@@ -517,24 +523,18 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
 
 
 def _ridge_cholesky(Z: torch.Tensor, G: torch.Tensor, Tc: torch.Tensor, alpha: float,
-                    gram: bool, leverages: bool = False,
+                    leverages: bool = False,
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Ridge weights ``(p, K)``, fitted values ``(n, K)`` and, with ``leverages``, the hat
     matrix diagonal ``(n,)`` (intercept excluded) for one ``alpha``, by a Cholesky
-    factorisation of the regularised Gram (``n <= p``) or covariance matrix ``G`` (float64)."""
+    factorisation of the regularised covariance matrix ``G = Z^T Z`` (float64; ``n > p``).
+    For ``n <= p`` see :func:`_loo_grid_cholesky`."""
     A = G.clone()
     A.diagonal().add_(alpha)
     L = torch.linalg.cholesky(A)
     del A
-    h = None
-    if gram:
-        dual = torch.cholesky_solve(Tc, L)  # (Z Z^T + a I)^-1 T: (n, K)
-        if leverages:  # H = G (G + a I)^-1 = I - a (G + a I)^-1, and diag((L L^T)^-1) is
-            # the column sums of squares of L^-1 (one triangular inverse, half the work of
-            # the full inverse)
-            h = 1.0 - alpha * _inverse_diagonal(L)
-        return _t_matmul(Z, dual), G @ dual, h
     W = torch.cholesky_solve(_t_matmul(Z, Tc), L)  # (Z^T Z + a I)^-1 Z^T T: (p, K)
+    h = None
     if leverages:  # h_i = z_i^T (Z^T Z + a I)^-1 z_i
         Zd = Z.double()
         h = (Zd * torch.cholesky_solve(Zd.T, L).T).sum(1)
@@ -542,6 +542,7 @@ def _ridge_cholesky(Z: torch.Tensor, G: torch.Tensor, Tc: torch.Tensor, alpha: f
 
 
 def _loo_grid_cholesky(G: torch.Tensor, Tc: torch.Tensor, alphas: Sequence[float],
+                       leverages: bool = True,
                        ) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """The leave-one-out grid search on the Gram matrix ``G`` ``(n, n)`` (float64) by one
     Cholesky factorisation per alpha: the winning alpha and its dual coefficients
@@ -549,7 +550,8 @@ def _loo_grid_cholesky(G: torch.Tensor, Tc: torch.Tensor, alphas: Sequence[float
     fails (a Gram matrix summed in float32 can have eigenvalues slightly below zero, which the
     smallest alphas do not lift), so that the caller can fall back to the eigendecomposition,
     which clamps them to zero. The smallest alpha is tried first, so a failure costs one
-    factorisation.
+    factorisation. Without ``leverages`` (one alpha, nothing to choose, no calibration) the
+    triangular inverse is skipped and the residuals returned are the plain ones.
 
     The centred features make the constant vector ``u = 1 / sqrt(n)`` an exact null vector of
     ``G``, which summing in float32 leaves at about +-1e-3 (UCI HAR's MiniRocket features: -0.005,
@@ -557,6 +559,8 @@ def _loo_grid_cholesky(G: torch.Tensor, Tc: torch.Tensor, alphas: Sequence[float
     are centred too, so that direction is solved separately: ``G + mu u u^T`` is factorised
     instead (``mu`` the mean eigenvalue), which changes neither the dual coefficients nor the
     fitted values, and the hat diagonal is corrected for it exactly."""
+    if not leverages and len(alphas) != 1:
+        raise ValueError("without leverages there is no leave-one-out choice: give one alpha")
     n = len(G)
     mu = _deflation(G)
     order = sorted(range(len(alphas)), key=lambda i: alphas[i])
@@ -570,12 +574,14 @@ def _loo_grid_cholesky(G: torch.Tensor, Tc: torch.Tensor, alphas: Sequence[float
         if int(info) != 0:
             return None
         dual = torch.cholesky_solve(Tc, L)
+        fitted = Tc - a * dual  # G (G + a I)^-1 T = T - a (G + a I)^-1 T
+        if not leverages:
+            return a, dual, fitted, Tc - fitted
         # diag(G (G + a I)^-1) = 1 - a diag((G + a I)^-1), where the u direction adds
         # 1 / (a n) to diag((G + a I)^-1) and 1 / ((mu + a) n) to the deflated one; plus 1 / n
         # for the unpenalised intercept
         h = 1.0 - a * _inverse_diagonal(L) + a / ((mu + a) * n)
         del L
-        fitted = Tc - a * dual  # G (G + a I)^-1 T = T - a (G + a I)^-1 T
         loo = (Tc - fitted) / (1.0 - h)[:, None]
         score = float((loo * loo).mean())
         # the smallest score wins; on ties the alpha listed first, as in the eigh path
