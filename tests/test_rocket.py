@@ -530,17 +530,19 @@ def test_bad_rocket_parameters_are_config_errors() -> None:
     assert N_KERNELS == 84
 
 
-def test_float32_eigendecomposition_agrees_for_moderate_alphas() -> None:
-    """The opt-in float32 path agrees with float64 where its eigenvalue errors are small next
-    to alpha; with alphas down to 1e-3 it did not (it chose 0.001 where float64 chose 215 on
-    this problem with 2 threads), which is why float64 is the default."""
+@pytest.mark.parametrize("low", [0, -3])
+def test_float32_eigendecomposition_agrees(low: int) -> None:
+    """The opt-in float32 eigendecomposition agrees with float64 for moderate alphas and,
+    since the centring's null direction is deflated, over the default grid down to 1e-3 too
+    (before, it chose 0.001 where float64 chose 215 on this problem with 2 threads)."""
     rng = np.random.default_rng(3)
     n, p, k = 300, 500, 4
     y = np.arange(n) % k
     Z = rng.standard_normal((n, p)) + 0.5 * np.eye(k)[y] @ rng.standard_normal((k, p))
-    alphas = np.logspace(0, 3, 7).tolist()
-    W64, b64, a64, _ = ridge_loo(torch.tensor(Z), torch.tensor(y), k, alphas)
-    W32, b32, a32, _ = ridge_loo(torch.tensor(Z), torch.tensor(y), k, alphas, float32_from=1)
+    alphas = np.logspace(low, 3, 7 if low == 0 else 10).tolist()
+    W64, b64, a64, _ = ridge_loo(torch.tensor(Z), torch.tensor(y), k, alphas, solver="eigh")
+    W32, b32, a32, _ = ridge_loo(torch.tensor(Z), torch.tensor(y), k, alphas, solver="eigh",
+                                 float32_from=1)
     assert a32 == a64
     d64 = torch.tensor(Z) @ W64.double().T + b64.double()
     d32 = torch.tensor(Z) @ W32.double().T + b32.double()

@@ -413,9 +413,10 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
             fast as float64) when the decomposed matrix has at least this many rows; None
             (default): always float64, as scikit-learn's RidgeClassifierCV does (it converts
             float32 features to float64 because float32 "can be numerically unstable for this
-            estimator"): the eigenvalue errors (about 1e-7 of the largest) make the
-            leave-one-out scores of the smallest alphas unreliable (on a 300 x 500 synthetic
-            problem float32 chose alpha 0.001 where float64 chose 215).
+            estimator"): the eigenvalue errors (about 1e-7 of the largest) can make the
+            leave-one-out scores of the smallest alphas unreliable. (On a 300 x 500 synthetic
+            problem float32 chose alpha 0.001 where float64 chose 215 until the centring's null
+            direction was deflated; since then both choose 215.)
         calibrate: scale the returned weights, bias and logits by one temperature fitted to
             the leave-one-out predictions (the cross-entropy of each training window's
             prediction by the model fitted without it), so that a softmax of the ridge
