@@ -241,25 +241,37 @@ def test_cholesky_grid_search_equals_the_eigendecomposition(n: int, p: int, n_cl
 
 def test_cholesky_search_deflates_the_centring_null_direction(
         caplog: pytest.LogCaptureFixture) -> None:
-    """Float32 features far from zero: summed in float32, the Gram matrix of the centred
-    features puts its exact null vector (the constant one) below zero, which alpha 1e-6 does
-    not lift. The search deflates that direction, so it still factorises, and agrees with
-    the float64 eigendecomposition of the same problem."""
-    from harkit.models.rocket import _gram
+    """The centred features' Gram matrix has the constant vector as an exact null vector,
+    which float32 summation leaves slightly below zero, where alpha 1e-6 does not lift it.
+    The search deflates that direction, so it factorises and gives the exact answer."""
+    from harkit.models.rocket import _loo_grid_cholesky
 
     rng = np.random.default_rng(0)
     n, p = 60, 200
-    Z = torch.tensor((rng.standard_normal((n, p)) * 1e3 + 1e4).astype(np.float32))
+    # deterministic: an exact float64 Gram matrix, then that direction pushed to -0.5
+    Zc = torch.tensor(rng.standard_normal((n, p)))
+    Zc -= Zc.mean(0)
+    G = Zc @ Zc.T
+    u = torch.full((n, 1), n ** -0.5, dtype=torch.float64)
+    bad = G - 0.5 * (u @ u.T)
+    assert torch.linalg.eigvalsh(bad)[0] < -0.4
     y = torch.arange(n) % 3
-    Zc = Z - Z.mean(0)
-    lam = torch.linalg.eigvalsh(_gram(Zc))
-    assert lam[0] < -1e-6 < 1e3 < lam[1]  # only the constant direction is below zero
+    Tc = -torch.ones(n, 3, dtype=torch.float64)
+    Tc[torch.arange(n), y] = 1.0
+    Tc -= Tc.mean(0)
+    alphas = [1e-6, 1.0, 1e3]
+    got, exact = _loo_grid_cholesky(bad, Tc, alphas), _loo_grid_cholesky(G, Tc, alphas)
+    assert got is not None and exact is not None
+    assert got[0] == exact[0]
+    for a, b in zip(got[1:], exact[1:], strict=True):  # (leverages: float32 inverse)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # end to end: float32 features far from zero against the float64 computation
+    Z = torch.tensor((rng.standard_normal((n, p)) * 1e3 + 1e4).astype(np.float32))
     alphas = [1e-6, 1.0, 1e3, 1e6, 1e9]
     with caplog.at_level("INFO", logger="harkit.models.rocket"):
         chol = ridge_loo(Z.clone(), y, 3, alphas, solver="cholesky")
     assert "eigendecomposition instead" not in caplog.text  # no fallback
     eig = ridge_loo(Z.double(), y, 3, alphas, solver="eigh")
-    assert chol[2] == eig[2]
     torch.testing.assert_close(chol[0], eig[0], rtol=1e-3, atol=1e-9)
     torch.testing.assert_close(chol[3], eig[3], rtol=1e-3, atol=1e-4)
 
