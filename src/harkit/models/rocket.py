@@ -455,10 +455,8 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
         # One alpha: nothing to choose, so no eigendecomposition, the same solution.
         alpha = float(alphas[0])
         W, fitted, h = _ridge_cholesky(Z, G, Tc, alpha, leverages=calibrate)
-        tau = 1.0
-        if h is not None:  # calibrate
-            loo = (Tc - fitted) / (1.0 - h - 1.0 / n)[:, None]
-            tau = _loo_temperature(Tc - loo + t_mean, ycol, n_classes)
+        loo = None if h is None else (Tc - fitted) / (1.0 - h - 1.0 / n)[:, None]
+        tau = _loo_temperature(loo, Tc, t_mean, ycol, n_classes)
         return _ridge_output(W, fitted, mult, shift, z_mean, t_mean, n_classes, alpha, tau)
     if gram and solver != "eigh" and (len(alphas) == 1 or solver == "cholesky"
                                       or len(alphas) <= CHOLESKY_GRID_MAX):
@@ -468,9 +466,7 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
         if found is not None:
             alpha, dual, fitted, best_loo = found
             del G
-            tau = 1.0
-            if calibrate:
-                tau = _loo_temperature(Tc - best_loo + t_mean, ycol, n_classes)
+            tau = _loo_temperature(best_loo if calibrate else None, Tc, t_mean, ycol, n_classes)
             return _ridge_output(_t_matmul(Z, dual), fitted, mult, shift, z_mean, t_mean,
                                  n_classes, alpha, tau)
         log.info("ridge: Z Z^T + alpha I is not positive definite in floating point for the "
@@ -516,10 +512,7 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
     else:
         W = Q @ ((1.0 / (lam + alpha))[:, None] * UtT)
         fitted = U @ ((1.0 / (lam + alpha))[:, None] * UtT)
-    tau = 1.0
-    if calibrate:
-        # leave-one-out decision values: the targets minus the leave-one-out residuals
-        tau = _loo_temperature(Tc - best_loo + t_mean, ycol, n_classes)
+    tau = _loo_temperature(best_loo if calibrate else None, Tc, t_mean, ycol, n_classes)
     return _ridge_output(W, fitted, mult, shift, z_mean, t_mean, n_classes, alpha, tau)
 
 
@@ -653,11 +646,17 @@ def _ridge_output(W: torch.Tensor, fitted: torch.Tensor, mult: torch.Tensor,
     return W.T.float(), b.float(), alpha, logits.float()
 
 
-def _loo_temperature(decision: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
+def _loo_temperature(loo: torch.Tensor | None, Tc: torch.Tensor, t_mean: torch.Tensor,
+                     y: torch.Tensor, n_classes: int) -> float:
     """The temperature ``t`` minimising the mean cross-entropy of ``softmax(t * logits)``,
-    where the logits are the leave-one-out ``decision`` values ``(n, K)`` (one column
-    ``d`` for two classes, read as logits ``(-d/2, d/2)``)."""
+    where the logits are the leave-one-out decision values ``Tc - loo + t_mean`` ``(n, K)``
+    (the targets minus the leave-one-out residuals ``loo``; one column ``d`` for two classes,
+    read as logits ``(-d/2, d/2)``); 1 (no calibration) when ``loo`` is None."""
+    if loo is None:
+        return 1.0
     from scipy.optimize import minimize_scalar
+
+    decision = Tc - loo + t_mean
 
     z = torch.cat([-decision / 2, decision / 2], 1) if n_classes == 2 else decision
     z = z.double().cpu()
