@@ -194,9 +194,9 @@ class RocketBlock(nn.Module):
         """Features ``(B, n_features)`` of ``(B, C, L)`` series.
 
         PPV-only blocks work through large batches ``PPV_CHUNK`` series at a time, so each
-        compare-and-add pass stays in cache (MiniRocket at batch 256: 227 ms against 280 ms
-        in one piece here; MultiRocket's extra pooling gains nothing). Not while tracing or
-        exporting, where the batch size must stay symbolic."""
+        compare-and-add pass stays in cache (MiniRocket at batch 256: 231 ms against 264 ms
+        in one piece, benchmarks/rocket_parts.py; MultiRocket's extra pooling gains
+        nothing). Not while tracing or exporting, where the batch size must stay symbolic."""
         if self.pooling == "ppv" and not _capturing() and x.shape[0] > PPV_CHUNK:
             return torch.cat([self._features(x[i : i + PPV_CHUNK])
                               for i in range(0, len(x), PPV_CHUNK)])
@@ -391,8 +391,9 @@ def ridge_loo(Z: torch.Tensor, y: torch.Tensor, n_classes: int, alphas: Sequence
       the ``p x p`` covariance, then every alpha almost for free.
     - ``"cholesky"`` (``n <= p`` only): per alpha, a Cholesky factorisation of
       ``Z Z^T + alpha I`` and a triangular inverse for the hat matrix diagonal. At n = 7352 one
-      alpha took about 2.3 s here and the float64 eigendecomposition 37-42 s, so a grid of up
-      to ``CHOLESKY_GRID_MAX`` alphas (the default grid has 10) is cheaper this way. If a
+      alpha took about 2.3 s here and the float64 eigendecomposition 37-42 s (the default
+      grid of 10, calibrated: 31.5 s against 44.3 s in benchmarks/rocket_parts.py), so a grid
+      of up to ``CHOLESKY_GRID_MAX`` alphas (the default grid has 10) is cheaper this way. If a
       factorisation fails (a Gram matrix summed in float32 can be slightly indefinite, which
       the smallest alphas do not cure), the search falls back to ``"eigh"``.
     - ``"auto"`` (default): ``"cholesky"`` for ``n <= p`` and at most ``CHOLESKY_GRID_MAX``
