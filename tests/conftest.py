@@ -187,10 +187,15 @@ def train_tiny_run(root: Path) -> Path:
 
 
 @contextmanager
-def serve_in_thread(app: Any, ws_max_size: int = 1 << 20, http: Any = "auto") -> Iterator[int]:
+def serve_in_thread(app: Any, ws_max_size: int = 1 << 20, http: Any = None) -> Iterator[int]:
     """Serve ``app`` with a real uvicorn server on a free port of 127.0.0.1 (in a thread);
-    yield the port. ``http``: uvicorn's HTTP protocol (a name or class)."""
+    yield the port. ``http``: uvicorn's HTTP protocol (a name or class); by default the one
+    ``harkit serve`` runs, with its default header deadline."""
     import uvicorn
+
+    from harkit.serve.protocol import http_protocol
+
+    http = http_protocol(10.0) if http is None else http
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -207,16 +207,19 @@ def test_a_trickled_body_times_out_with_408(port: int) -> None:
 
 
 HEADER_TIMEOUT = 1.0
+LINGER_IDLE, LINGER_MAX = 0.5, 1.5
 
 
 @pytest.fixture(scope="module")
 def header_port(predictor: Predictor) -> Iterator[int]:
-    """A server with harkit serve's HTTP protocol: request headers have HEADER_TIMEOUT s."""
-    from harkit.serve.protocol import header_timeout_protocol
+    """A server with harkit serve's HTTP protocol: request headers have HEADER_TIMEOUT s, and
+    a body answered before it was read lingers LINGER_IDLE s without bytes, LINGER_MAX in all."""
+    from harkit.serve.protocol import http_protocol
 
     app = hostile_app(predictor)
     metrics = app.state.service.metrics
-    http = header_timeout_protocol(HEADER_TIMEOUT, lambda: metrics.fault("header_timeout"))
+    http = http_protocol(HEADER_TIMEOUT, lambda: metrics.fault("header_timeout"),
+                         linger_idle=LINGER_IDLE, linger_max=LINGER_MAX)
     with serve_in_thread(app, ws_max_size=MAX_BODY + 1024, http=http) as p:
         yield p
 
@@ -270,6 +273,49 @@ def test_the_header_deadline_spares_complete_requests_and_streams(header_port: i
                         body=json.dumps({"windows": [one_window(predictor)]}))
     assert status == 200
     assert metric(port, "harkit_client_faults_total", kind="header_timeout") == before + 1
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_client_still_uploading_after_the_answer_still_reads_it(header_port: int,
+                                                                   framing: str) -> None:
+    """413 comes while the client is mid-upload. The client goes on sending for a while (as
+    http.client, curl or requests do) and then reads: the answer is there, not lost to a
+    connection reset, and the server closes once the upload is over."""
+    piece = b"[" * 20_000
+    length = b"Content-Length: 400000" if framing == "content-length" else \
+        b"Transfer-Encoding: chunked"
+    frame = (lambda b: b) if framing == "content-length" else \
+        (lambda b: b"%x\r\n%s\r\n" % (len(b), b))
+    with raw(header_port) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n" + length + b"\r\n\r\n")
+        for _ in range(10):  # up to the limit, until the server has answered
+            s.sendall(frame(piece))
+            if has_answered(s, 0.05):
+                break
+        else:
+            pytest.fail("no answer after 200 kB of a 100 kB limit")
+        for _ in range(4):  # well after the answer, the client still sends
+            time.sleep(0.1)
+            s.sendall(frame(piece))
+        if framing == "chunked":
+            s.sendall(b"0\r\n\r\n")
+        status, body = read_response(s)
+        assert status == 413 and "over the limit" in json.loads(body)["detail"]
+        assert s.recv(1) == b""  # the answer was followed by the server's close
+
+
+def test_lingering_after_an_answer_is_bounded(header_port: int) -> None:
+    """A client that never stops sending after its 413 is cut off after LINGER_MAX s."""
+    with raw(header_port) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+        status, _ = read_response(s)
+        assert status == 413
+        t0 = time.monotonic()
+        with pytest.raises(OSError):  # reset or broken pipe once the server has closed
+            while time.monotonic() - t0 < LINGER_MAX + 3:
+                s.sendall(b"x" * 1000)
+                time.sleep(0.05)
+        assert LINGER_MAX - 0.2 <= time.monotonic() - t0 < LINGER_MAX + 1
 
 
 def test_serve_runs_uvicorn_with_the_header_deadline(predictor: Predictor,

@@ -833,11 +833,11 @@ def serve(model: "str | Path | WindowPredictor", host: str = "127.0.0.1", port: 
     max_body = int(kwargs.get("max_body_bytes", 16 * 2**20))
     # uvicorn closes a stream whose message is over ws_max_size; a little over the limit, so
     # that a slightly larger message gets the server's own error message instead
-    from harkit.serve.protocol import header_timeout_protocol
+    from harkit.serve.protocol import http_protocol
 
     metrics = app.state.service.metrics
     try:
-        http = header_timeout_protocol(float(header_timeout),
+        http = http_protocol(float(header_timeout),
                                        on_timeout=lambda: metrics.fault("header_timeout"))
     except ValueError as e:
         raise HarkitError(str(e)) from None
