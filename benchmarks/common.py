@@ -30,3 +30,30 @@ def append_section(text: str) -> None:
     with open(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", "a", encoding="utf-8") as f:
         f.write(text)
     print(text)
+
+
+def split_model(spec: str) -> tuple[str, dict[str, str]]:
+    """``"harcnn[width=32,hidden=64]"`` -> ``("harcnn", {"width": "32", "hidden": "64"})``."""
+    name, _, rest = spec.partition("[")
+    params = dict(p.split("=", 1) for p in rest.rstrip("]").split(",") if "=" in p)
+    return name, params
+
+
+def model_overrides(spec: str) -> list[str]:
+    """Config overrides for a model spec such as ``harcnn[width=32]``."""
+    name, params = split_model(spec)
+    return [f"model.name={name}", *(f"model.{k}={v}" for k, v in params.items())]
+
+
+def split_ensemble(spec: str) -> list[str]:
+    """Members of an ensemble spec joined by ``+`` outside brackets:
+    ``"minirocket[streams=joint+bone]+hydra"`` -> ``["minirocket[streams=joint+bone]", "hydra"]``."""
+    out, depth, cur = [], 0, ""
+    for ch in spec:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "+" and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [*out, cur]

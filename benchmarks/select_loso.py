@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from common import append_section, machine
+from common import append_section, machine, model_overrides, split_ensemble
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,8 +56,8 @@ def main() -> None:
     ap.add_argument("--no-append", action="store_true")
     a = ap.parse_args()
     for e in a.ensembles:
-        unknown = [m for m in e.split("+") if m not in a.models]
-        if len(e.split("+")) < 2 or unknown:
+        unknown = [m for m in split_ensemble(e) if m not in a.models]
+        if len(split_ensemble(e)) < 2 or unknown:
             ap.error(f"--ensembles {e}: name two or more of --models {a.models} joined by '+'")
     data_dir = str(Path(a.data_dir).resolve())
     common = [f"data.dataset={a.dataset}", f"data.data_dir={data_dir}",
@@ -71,9 +71,9 @@ def main() -> None:
             folds = []
             for s in subjects:
                 t0 = time.perf_counter()
-                r = harkit.train(overrides=[*common, f"model.name={model}",
+                r = harkit.train(overrides=[*common, *model_overrides(model),
                                             f"data.val_subjects=[{s}]", "train.refit=false",
-                                            f"run_root={tmp}", f"name={model}-val{s}"],
+                                            f"run_root={tmp}", f"name={_safe(model)}-val{s}"],
                                  progress=False, evaluate_test=False)
                 assert r.val is not None
                 fold_runs[model, s] = r.run_dir
@@ -86,7 +86,7 @@ def main() -> None:
         for ens in a.ensembles:
             folds = []
             for s in subjects:
-                rep = evaluate_ensemble([fold_runs[m, s] for m in ens.split("+")],
+                rep = evaluate_ensemble([fold_runs[m, s] for m in split_ensemble(ens)],
                                                split="val", combine=a.combine)
                 folds.append({"subject": s, "val_accuracy": rep.accuracy,
                               "val_macro_f1": rep.macro_f1, "windows": rep.n_windows})
@@ -100,13 +100,14 @@ def main() -> None:
         res["chosen"] = chosen
         # the chosen candidate by the dataset's standard protocol, tested once
         finals = []
-        for m in chosen.split("+"):
-            r = harkit.train(overrides=[*common, f"model.name={m}", f"run_root={tmp}",
-                                        f"name={m}-final"], progress=False,
-                             evaluate_test="+" not in chosen)
+        members = split_ensemble(chosen)
+        for m in members:
+            r = harkit.train(overrides=[*common, *model_overrides(m), f"run_root={tmp}",
+                                        f"name={_safe(m)}-final"], progress=False,
+                             evaluate_test=len(members) == 1)
             finals.append(r.run_dir)
         val_subjects = harkit.runs.RunDir(finals[0]).config().data.val_subjects
-        if "+" in chosen:
+        if len(members) > 1:
             test = evaluate_ensemble(finals, split="test", combine=a.combine)
         else:
             assert r.test is not None
@@ -142,7 +143,8 @@ def main() -> None:
         lines.append(f"| {m} | " + " | ".join(f"{f['val_macro_f1']:.3f}" for f in folds)
                      + f" | {mean} |")
     t = res["test"]
-    how = (f"`harkit train --dataset {a.dataset} --model {chosen}{sets}`" if "+" not in chosen
+    how = (f"`harkit train --dataset {a.dataset} {_cli_model(chosen)}{sets}`"
+           if len(split_ensemble(chosen)) == 1
            else "each member by `harkit train --dataset " + a.dataset + " --model <member>"
            + sets + "`, then `harkit ensemble` of those runs"
            + (f" with `--combine {a.combine}`" if a.combine != "mean" else ""))
@@ -151,6 +153,19 @@ def main() -> None:
                  f"**test accuracy {t['accuracy']:.2%}**, macro F1 {t['macro_f1']:.4f} "
                  f"({t['windows']} test windows).\n")
     append_section("\n".join(lines))
+
+
+def _safe(spec: str) -> str:
+    """A run name for a model spec such as ``minirocket[streams=joint+bone]``."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in spec).strip("_")
+
+
+def _cli_model(spec: str) -> str:
+    """``harkit train`` options for a model spec: ``--model NAME`` and ``--set model.K=V``."""
+    from common import split_model
+
+    name, params = split_model(spec)
+    return f"--model {name}" + "".join(f" --set model.params.{k}={v}" for k, v in params.items())
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common import append_section, machine
+from common import append_section, machine, model_overrides, split_model
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -74,19 +74,6 @@ TSAI_MODELS = ["tsai.models.RNNPlus:LSTMPlus", "tsai.models.InceptionTimePlus:In
 def _error(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0][:200] if text else ''}"
-
-
-def split_model(spec: str) -> tuple[str, dict[str, str]]:
-    """``"harcnn[width=32,hidden=64]"`` -> ``("harcnn", {"width": "32", "hidden": "64"})``."""
-    name, _, rest = spec.partition("[")
-    params = dict(p.split("=", 1) for p in rest.rstrip("]").split(",") if "=" in p)
-    return name, params
-
-
-def model_overrides(spec: str) -> list[str]:
-    """Config overrides for a model spec such as ``harcnn[width=32]``."""
-    name, params = split_model(spec)
-    return [f"model.name={name}", *(f"model.{k}={v}" for k, v in params.items())]
 
 
 def sensor_models() -> list[str]:

@@ -53,7 +53,8 @@ def _raw(n: int, seed: int, n_channels: int = 3) -> np.ndarray:
     return rng.normal(mean, std, (n, T, n_channels)).astype(np.float32)
 
 
-def _fitted(name: str, skeleton: SkeletonInfo | None = None) -> tuple[HarModel, dict[str, Any]]:
+def _fitted(name: str, skeleton: SkeletonInfo | None = None, **params: Any
+            ) -> tuple[HarModel, dict[str, Any]]:
     """A tiny ``name`` with a Standardizer fitted on raw windows, its data-dependent init run
     and (unless closed-form) three Adam steps, so no parameter keeps its initial value (the
     TinyHAR gamma starts at 0, BatchNorm statistics at 0 / 1); plus its preprocessing."""
@@ -66,7 +67,7 @@ def _fitted(name: str, skeleton: SkeletonInfo | None = None) -> tuple[HarModel, 
     torch.manual_seed(0)
     extra = {} if skeleton is None else {"skeleton": skeleton.to_dict()}
     model = create_model(name, n_channels=n_ch, n_classes=K, window_len=T, variant="tiny",
-                         **extra)
+                         **extra, **params)
     Xn = torch.from_numpy(norm.transform(X))
     model.fit_init(Xn, y)
     if not model.closed_form:
@@ -148,13 +149,17 @@ SKELETON = [n for n in list_models() if MODELS.get(n).tags.get("skeleton")]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("name", SKELETON)
-def test_skeleton_models_export_with_a_joint_layout(name: str, fmt: str, tmp_path: Path) -> None:
-    """Skeleton models on skeleton windows (NATOPS 8-joint layout with its bones and body
-    parts, 2 bodies, padded frames): the valid-frame mask and the body / joint reshapes
-    survive export."""
+@pytest.mark.parametrize(("name", "params"), [
+    *((n, {}) for n in SKELETON),
+    ("minirocket", {"streams": "joint+bone+motion"}),
+    ("multirocket-hydra", {"streams": "bone+motion"})], ids=lambda v: str(v or "-"))
+def test_skeleton_models_export_with_a_joint_layout(name: str, params: dict[str, Any], fmt: str,
+                                                    tmp_path: Path) -> None:
+    """Skeleton models, and the random-kernel models reading bone / motion streams, on
+    skeleton windows (NATOPS 8-joint layout with its bones and body parts, 2 bodies, padded
+    frames): the valid-frame mask and the body / joint reshapes survive export."""
     info = SkeletonInfo("natops8", bodies=2, dims=3, valid_channel=True)
-    model, pre = _fitted(name, info)
+    model, pre = _fitted(name, info, **params)
     path = export_model(model, pre, tmp_path / f"m.{fmt}", fmt).path
     ref = Predictor(model, normalizer_from_state(pre["normalizer"]), pre, batch_size=8)
     X = _raw(7, 12, info.n_channels)

@@ -649,3 +649,75 @@ def test_stgcn_bone_and_motion_inputs() -> None:
     assert torch.all(fm[:, 6:, :, 6:] == 0)
     with pytest.raises(ConfigError, match="inputs"):
         create_model("stgcn", info.n_channels, 3, 10, skeleton=info.to_dict(), inputs="joint+x")
+
+
+# ------------------------------------------------------------------------------------------
+# bone and motion streams for the flat-channel (random-kernel) models
+
+
+def test_skeleton_streams_add_bone_and_motion_channels() -> None:
+    from harkit.data.skeleton import parents
+    from harkit.models.skeleton import SkeletonStreams
+
+    info = SkeletonInfo("natops8", bodies=2, dims=3, valid_channel=True)
+    x = _windows(info, n=3, t=12)  # window i: 12 - 5 i valid frames, then padding
+    st = SkeletonStreams(info, "joint+bone+motion")
+    out = st(x)
+    assert out.shape == (3, 12, 2 * 8 * 9 + 1) == (3, 12, st.n_channels)
+    torch.testing.assert_close(out[..., -1], x[..., -1])  # the valid channel, last
+    coords = unflatten(x, info) * x[..., -1, None, None, None]  # (B, T, M, J, D), padding 0
+    per = out[..., :-1].reshape(3, 12, 2, 8, 9)
+    torch.testing.assert_close(per[..., :3], coords)
+    par = parents("natops8")
+    for j, p in enumerate(par):
+        want = coords[:, :, :, j] - coords[:, :, :, p] if p >= 0 else 0 * coords[:, :, :, j]
+        torch.testing.assert_close(per[:, :, :, j, 3:6], want)
+    torch.testing.assert_close(per[1, :6, ..., 6:], coords[1, 1:7] - coords[1, :6])
+    assert torch.all(per[1, 6:, ..., 6:] == 0)  # motion stops at the last valid frame (6)
+    # fitted: the derived streams have unit std per dim over the valid frames, joints as given
+    st.fit(x)
+    assert torch.all(st.scale[:3] == 1) and not torch.allclose(st.scale[3:], torch.ones(6))
+    scaled = st(x)[..., :-1].reshape(3, 12, 2, 8, 9)[x[..., -1] > 0.5]
+    torch.testing.assert_close(scaled[..., 3:].reshape(-1, 6).std(0, correction=0),
+                               torch.ones(6), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(scaled[..., :3], per[x[..., -1] > 0.5][..., :3])
+    with pytest.raises(ValueError, match="streams='joint\\+hand'"):
+        SkeletonStreams(info, "joint+hand")
+
+
+def test_random_kernel_streams_need_a_skeleton() -> None:
+    info = SkeletonInfo("natops8", bodies=1, dims=3)
+    with pytest.raises(ConfigError, match="needs a skeleton dataset"):
+        create_model("minirocket", 9, 3, 32, variant="tiny", streams="joint+bone")
+    with pytest.raises(ConfigError, match="streams="):
+        create_model("hydra", info.n_channels, 3, 32, variant="tiny", skeleton=info.to_dict(),
+                     streams="bone+bone")
+    # the default reads the windows as given: the same features as without a skeleton
+    x = torch.randn(5, 32, info.n_channels)
+    plain = create_model("minirocket", info.n_channels, 3, 32, variant="tiny")
+    sk = create_model("minirocket", info.n_channels, 3, 32, variant="tiny",
+                      skeleton=info.to_dict())
+    plain.fit_init(x, torch.tensor([0, 1, 2, 0, 1]))
+    sk.fit_init(x, torch.tensor([0, 1, 2, 0, 1]))
+    torch.testing.assert_close(sk.features(x), plain.features(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["minirocket", "multirocket-hydra"])
+def test_random_kernel_models_learn_from_skeleton_streams_through_train(
+        skeleton_source: str, tmp_path: Path, name: str) -> None:
+    from harkit.inference import Predictor
+
+    r = harkit.train(overrides=[
+        f"data.dataset={skeleton_source}", "data.n_val_subjects=2", f"model.name={name}",
+        "model.variant=tiny", "model.params.streams=joint+bone+motion",
+        "train.num_threads=1", f"run_root={tmp_path / 'runs'}"], progress=False)
+    assert r.finished and r.test is not None and r.test.accuracy >= 0.9, r.test
+    p = Predictor.from_run(r.run_dir)
+    cfg = p.model.get_config()
+    assert cfg["streams"] == "joint+bone+motion" and cfg["skeleton"]["layout"]["name"] == "natops8"
+    # the fitted stream scales travel in the checkpoint
+    scale = p.model.state_dict()["stream.scale"]
+    assert scale.shape == (9,) and torch.all(scale[:3] == 1) and torch.all(scale[3:] != 1)
+    ds = synthetic_skeleton_dataset()
+    acc = float((p.predict(ds.splits["test"].X) == ds.splits["test"].y).mean())
+    assert acc == pytest.approx(r.test.accuracy)

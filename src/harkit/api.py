@@ -126,10 +126,13 @@ def _tensors(ws: WindowSet, full: bool = False) -> tuple[torch.Tensor, torch.Ten
 
 
 def build_model(cfg: ExperimentConfig, data: PreparedData) -> HarModel:
-    """The configured model for the data; a skeleton model (registry tag ``skeleton``) also
-    gets the dataset's skeleton (None on sensor data) unless ``model.params`` names one."""
+    """The configured model for the data; a skeleton model (registry tag ``skeleton``), or a
+    sensor model that can read a skeleton (tag ``layout``: the random-kernel family's
+    ``streams``), also gets the dataset's skeleton (None on sensor data) unless
+    ``model.params`` names one."""
     params = dict(cfg.model.params)
-    if MODELS.get(cfg.model.name).tags.get("skeleton") and "skeleton" not in params:
+    tags = MODELS.get(cfg.model.name).tags
+    if (tags.get("skeleton") or tags.get("layout")) and "skeleton" not in params:
         sk = data.dataset.skeleton
         params["skeleton"] = None if sk is None else sk.to_dict()
     return create_model(cfg.model.name, n_channels=data.dataset.n_channels,

@@ -43,6 +43,7 @@ from torch import nn
 
 from harkit.models import MODELS
 from harkit.models.base import HarModel
+from harkit.models.skeleton import SkeletonStreams, resolve_skeleton
 
 log = logging.getLogger(__name__)
 
@@ -726,9 +727,30 @@ def _default_alphas() -> list[float]:
     return [float(a) for a in np.logspace(-3, 3, 10)]
 
 
-class _RocketModel(HarModel):
-    """Shared machinery: features -> (standardise for SGD) -> Linear; data-dependent init."""
+def _input_streams(n_channels: int, skeleton: dict[str, Any] | None, streams: str
+                   ) -> tuple[SkeletonStreams | None, int, dict[str, Any] | None]:
+    """The ``streams`` transform of a random-kernel model (None for ``joint``), the number of
+    channels its kernels see, and the skeleton as stored in the model's config.
 
+    Raises:
+        ValueError: derived streams asked for on windows without a skeleton.
+    """
+    info = resolve_skeleton(skeleton, n_channels)
+    if streams == "joint":
+        return None, n_channels, None if info is None else info.to_dict()
+    if info is None:
+        raise ValueError(f"streams={streams!r} needs a skeleton dataset (bone and motion "
+                         "vectors are computed from its joints); sensor windows take "
+                         "streams='joint'")
+    mod = SkeletonStreams(info, streams)
+    return mod, mod.n_channels, info.to_dict()
+
+
+class _RocketModel(HarModel):
+    """Shared machinery: (skeleton streams) -> features -> (standardise for SGD) -> Linear;
+    data-dependent init."""
+
+    stream: SkeletonStreams | None
     rocket: RocketBlock | None
     rocket_diff: RocketBlock | None
     hydra: HydraBlock | None
@@ -764,6 +786,8 @@ class _RocketModel(HarModel):
         return self._scale_hydra(self._raw_features(x))
 
     def _raw_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stream is not None:
+            x = self.stream(x)  # (B, T, C) -> (B, T, C * len(streams) [+ valid])
         xc = x.transpose(1, 2).contiguous()  # (B, T, C) -> (B, C, T)
         parts = []
         if self.rocket is not None:
@@ -792,7 +816,12 @@ class _RocketModel(HarModel):
         ridge head also fit the head and return the training logits."""
         dev = self.head.weight.device
         gen = torch.Generator().manual_seed(self.seed)
-        xc = X.to(dev, torch.float32).transpose(1, 2).contiguous()  # (N, T, C) -> (N, C, T)
+        xs = X.to(dev, torch.float32)
+        if self.stream is not None:  # skeleton windows: small enough to transform at once
+            self.stream.fit(xs)
+            xs = self.stream(xs)
+        xc = xs.transpose(1, 2).contiguous()  # (N, T, C) -> (N, C, T)
+        del xs
         if self.rocket is not None:
             self.rocket.fit_biases(xc, gen)
         if self.rocket_diff is not None:
@@ -847,6 +876,11 @@ class MiniRocket(_RocketModel):
         calibrate: scale the ridge head by a temperature fitted on its leave-one-out
             predictions, so its softmax gives calibrated probabilities (see
             :func:`ridge_loo`); classes are unaffected.
+        skeleton: the dataset's ``SkeletonInfo.to_dict()`` (given by the pipeline on skeleton
+            datasets; None on sensor data).
+        streams: what the kernels see on skeleton windows, ``+``-joined: ``joint`` (the
+            coordinates, the default), ``bone`` and ``motion`` vectors (see
+            :class:`~harkit.models.skeleton.SkeletonStreams`), e.g. ``joint+bone+motion``.
     """
 
     registry_name = "minirocket"
@@ -854,13 +888,17 @@ class MiniRocket(_RocketModel):
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  num_features: int = 10_000, max_dilations: int = 32, head: str = "ridge",
                  alphas: list[float] | None = None, seed: int = 0,
-                 batch_size: int = 64, calibrate: bool = True) -> None:
+                 batch_size: int = 64, calibrate: bool = True,
+                 skeleton: dict[str, Any] | None = None, streams: str = "joint") -> None:
+        stream, width, skeleton = _input_streams(n_channels, skeleton, streams)
         super().__init__(n_channels, n_classes, window_len, num_features=num_features,
                          max_dilations=max_dilations, head=head, alphas=alphas, seed=seed,
-                         batch_size=batch_size, calibrate=calibrate)
+                         batch_size=batch_size, calibrate=calibrate, skeleton=skeleton,
+                         streams=streams)
+        self.stream = stream
         gen = torch.Generator().manual_seed(seed)
         per_kernel = max(num_features // N_KERNELS, 1)
-        self.rocket = RocketBlock(n_channels, window_len, per_kernel, max_dilations, "ppv", gen)
+        self.rocket = RocketBlock(width, window_len, per_kernel, max_dilations, "ppv", gen)
         self.rocket_diff = None
         self.hydra = None
         self._setup(head, alphas, batch_size, seed, calibrate)
@@ -872,7 +910,8 @@ class MultiRocket(_RocketModel):
 
     Args:
         num_features: about this many features in all (2 representations x 4 operators).
-        max_dilations, head, alphas, seed, batch_size, calibrate: as :class:`MiniRocket`.
+        max_dilations, head, alphas, seed, batch_size, calibrate, skeleton, streams: as
+            :class:`MiniRocket`.
     """
 
     registry_name = "multirocket"
@@ -880,14 +919,18 @@ class MultiRocket(_RocketModel):
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  num_features: int = 50_000, max_dilations: int = 32, head: str = "ridge",
                  alphas: list[float] | None = None, seed: int = 0,
-                 batch_size: int = 128, calibrate: bool = True) -> None:
+                 batch_size: int = 128, calibrate: bool = True,
+                 skeleton: dict[str, Any] | None = None, streams: str = "joint") -> None:
+        stream, width, skeleton = _input_streams(n_channels, skeleton, streams)
         super().__init__(n_channels, n_classes, window_len, num_features=num_features,
                          max_dilations=max_dilations, head=head, alphas=alphas, seed=seed,
-                         batch_size=batch_size, calibrate=calibrate)
+                         batch_size=batch_size, calibrate=calibrate, skeleton=skeleton,
+                         streams=streams)
+        self.stream = stream
         gen = torch.Generator().manual_seed(seed)
         per_kernel = max(num_features // (8 * N_KERNELS), 1)
-        self.rocket = RocketBlock(n_channels, window_len, per_kernel, max_dilations, "multi", gen)
-        self.rocket_diff = RocketBlock(n_channels, window_len - 1, per_kernel, max_dilations,
+        self.rocket = RocketBlock(width, window_len, per_kernel, max_dilations, "multi", gen)
+        self.rocket_diff = RocketBlock(width, window_len - 1, per_kernel, max_dilations,
                                        "multi", gen)
         self.hydra = None
         self._setup(head, alphas, batch_size, seed, calibrate)
@@ -900,7 +943,8 @@ class Hydra(_RocketModel):
         k: kernels per group.
         g: groups per dilation (half on the windows, half on their differences).
         max_channels: channels summed per group at most (multivariate).
-        head, alphas, seed, batch_size, calibrate: as :class:`MiniRocket`.
+        head, alphas, seed, batch_size, calibrate, skeleton, streams: as
+            :class:`MiniRocket`.
     """
 
     registry_name = "hydra"
@@ -908,14 +952,17 @@ class Hydra(_RocketModel):
     def __init__(self, n_channels: int, n_classes: int, window_len: int, k: int = 8,
                  g: int = 64, max_channels: int = 8, head: str = "ridge",
                  alphas: list[float] | None = None, seed: int = 0,
-                 batch_size: int = 256, calibrate: bool = True) -> None:
+                 batch_size: int = 256, calibrate: bool = True,
+                 skeleton: dict[str, Any] | None = None, streams: str = "joint") -> None:
+        stream, width, skeleton = _input_streams(n_channels, skeleton, streams)
         super().__init__(n_channels, n_classes, window_len, k=k, g=g, max_channels=max_channels,
                          head=head, alphas=alphas, seed=seed, batch_size=batch_size,
-                         calibrate=calibrate)
+                         calibrate=calibrate, skeleton=skeleton, streams=streams)
+        self.stream = stream
         gen = torch.Generator().manual_seed(seed)
         self.rocket = None
         self.rocket_diff = None
-        self.hydra = HydraBlock(n_channels, window_len, k, g, max_channels, gen)
+        self.hydra = HydraBlock(width, window_len, k, g, max_channels, gen)
         self._setup(head, alphas, batch_size, seed, calibrate)
 
 
@@ -926,7 +973,8 @@ class MultiRocketHydra(_RocketModel):
     Args:
         num_features: MultiRocket's feature budget.
         k, g, max_channels: Hydra's settings.
-        max_dilations, head, alphas, seed, batch_size, calibrate: as :class:`MiniRocket`.
+        max_dilations, head, alphas, seed, batch_size, calibrate, skeleton, streams: as
+            :class:`MiniRocket`.
     """
 
     registry_name = "multirocket-hydra"
@@ -934,23 +982,27 @@ class MultiRocketHydra(_RocketModel):
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  num_features: int = 50_000, max_dilations: int = 32, k: int = 8, g: int = 64,
                  max_channels: int = 8, head: str = "ridge", alphas: list[float] | None = None,
-                 seed: int = 0, batch_size: int = 128, calibrate: bool = True) -> None:
+                 seed: int = 0, batch_size: int = 128, calibrate: bool = True,
+                 skeleton: dict[str, Any] | None = None, streams: str = "joint") -> None:
+        stream, width, skeleton = _input_streams(n_channels, skeleton, streams)
         super().__init__(n_channels, n_classes, window_len, num_features=num_features,
                          max_dilations=max_dilations, k=k, g=g, max_channels=max_channels,
                          head=head, alphas=alphas, seed=seed, batch_size=batch_size,
-                         calibrate=calibrate)
+                         calibrate=calibrate, skeleton=skeleton, streams=streams)
+        self.stream = stream
         gen = torch.Generator().manual_seed(seed)
         per_kernel = max(num_features // (8 * N_KERNELS), 1)
-        self.rocket = RocketBlock(n_channels, window_len, per_kernel, max_dilations, "multi", gen)
-        self.rocket_diff = RocketBlock(n_channels, window_len - 1, per_kernel, max_dilations,
+        self.rocket = RocketBlock(width, window_len, per_kernel, max_dilations, "multi", gen)
+        self.rocket_diff = RocketBlock(width, window_len - 1, per_kernel, max_dilations,
                                        "multi", gen)
-        self.hydra = HydraBlock(n_channels, window_len, k, g, max_channels, gen)
+        self.hydra = HydraBlock(width, window_len, k, g, max_channels, gen)
         self._setup(head, alphas, batch_size, seed, calibrate)
 
 
 def _register(cls: type[_RocketModel], name: str, description: str,
               tiny: dict[str, Any]) -> None:
-    MODELS.register(name, description=description, variants={"tiny": tiny})(cls)
+    MODELS.register(name, description=description, variants={"tiny": tiny},
+                    layout=True)(cls)
 
 
 _register(MiniRocket, "minirocket", "MiniRocket: 84 fixed kernels, PPV features, closed-form "

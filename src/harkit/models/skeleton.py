@@ -423,6 +423,123 @@ PARTITIONS = ("uniform", "distance", "spatial")
 INPUTS = ("joint", "bone", "motion")
 
 
+def parse_streams(streams: str, name: str = "inputs") -> list[str]:
+    """``"joint+bone"`` -> ``["joint", "bone"]``, checked against :data:`INPUTS`.
+
+    Raises:
+        ValueError: an unknown or repeated member.
+    """
+    out = streams.split("+")
+    if any(st not in INPUTS for st in out) or len(set(out)) != len(out):
+        raise ValueError(f"{name}={streams!r}: expected distinct members of {INPUTS} "
+                         "joined by '+'")
+    return out
+
+
+def stack_streams(x: torch.Tensor, mask: torch.Tensor | None, streams: list[str],
+                  parent: torch.Tensor, has_parent: torch.Tensor) -> torch.Tensor:
+    """Joint / bone / motion features of frames ``x`` ``(N, T, J, D)`` stacked on the last
+    axis, ``(N, T, J, D * len(streams))``: ``joint`` is ``x``; ``bone`` each joint minus its
+    ``parent`` (zero where ``has_parent`` is False); ``motion`` the next frame minus this one
+    where both are valid (``mask`` ``(N, T)``), else zero.
+
+    Example:
+        >>> x = torch.arange(6.0).view(1, 3, 2, 1)     # 3 frames, joint 1's parent is 0
+        >>> par, has = torch.tensor([0, 0]), torch.tensor([False, True])
+        >>> stack_streams(x, None, ["bone", "motion"], par, has)[0].tolist()
+        [[[0.0, 2.0], [1.0, 2.0]], [[0.0, 2.0], [1.0, 2.0]], [[0.0, 0.0], [1.0, 0.0]]]
+    """
+    if streams == ["joint"]:
+        return x
+    out = []
+    for st in streams:
+        if st == "joint":
+            out.append(x)
+        elif st == "bone":  # (N, T, J, D): joint minus its parent, roots zero
+            out.append((x - x[:, :, parent]) * has_parent[:, None])
+        else:  # motion: x[t + 1] - x[t] where both frames are valid, else zero
+            mo = torch.zeros_like(x)
+            mo[:, :-1] = x[:, 1:] - x[:, :-1]
+            if mask is not None:
+                both = mask[:, 1:] * mask[:, :-1]  # (N, T - 1)
+                mo[:, :-1] = mo[:, :-1] * both[:, :, None, None]
+            out.append(mo)
+    return torch.cat(out, dim=3)
+
+
+class SkeletonStreams(nn.Module):
+    """Skeleton windows ``(B, T, C)`` -> the same windows with each joint's bone and/or
+    motion vectors as extra channels, for models that read flat channels (the random-kernel
+    family): ``(B, T, bodies * joints * dims * len(streams))``, plus the valid channel where
+    the skeleton has one (padded frames zero). Computed inside the model from the normalised
+    coordinates, so a checkpoint takes the same joint windows as the dataset holds.
+
+    Each derived stream is divided by its standard deviation per coordinate dim over the
+    training windows (:meth:`fit`; valid frames only), so it enters the random channel
+    combinations at the joints' scale (the joints are already standardised per dim by the
+    pipeline). MiniRocket's kernels sum to zero, so a per-channel offset would not matter;
+    a scale does.
+
+    Args:
+        info: the windows' skeleton.
+        streams: ``+``-joined members of :data:`INPUTS`, e.g. ``joint+bone+motion``.
+
+    Example:
+        >>> sk = SkeletonInfo("natops8", bodies=1, dims=3)
+        >>> SkeletonStreams(sk, "joint+bone")(torch.zeros(2, 10, 24)).shape
+        torch.Size([2, 10, 48])
+    """
+
+    parent: torch.Tensor
+    has_parent: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, info: SkeletonInfo, streams: str) -> None:
+        super().__init__()
+        self.info = info
+        self.streams = parse_streams(streams, "streams")
+        layout = info.get_layout
+        self.register_buffer("parent", torch.tensor(parents(layout)).clamp_min(0),
+                             persistent=False)
+        self.register_buffer("has_parent", torch.tensor(parents(layout)) >= 0,
+                             persistent=False)
+        self.register_buffer("scale", torch.ones(len(self.streams) * info.dims))
+        self.n_channels = (info.bodies * info.n_joints * info.dims * len(self.streams)
+                           + int(info.valid_channel))
+
+    def _stack(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b, m = x.shape[0], self.info.bodies
+        coords, mask = split_input(x, self.info)  # (B, T, M, J, D), (B, T)
+        frames, body_mask = per_body(coords, mask)  # (B*M, T, J, D), (B*M, T)
+        s = stack_streams(frames, body_mask, self.streams, self.parent, self.has_parent)
+        t, j, d = s.shape[1:]
+        s = s.view(b, m, t, j, d).permute(0, 2, 1, 3, 4)  # (B*M, T, J, D') -> (B, T, M, J, D')
+        return s, mask
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> None:
+        """The derived streams' standard deviation per dim over training windows ``x``."""
+        s, mask = self._stack(x)
+        vals = (s if mask is None else s[mask > 0.5]).reshape(-1, s.shape[-1])  # valid frames
+        if len(vals) < 2:
+            return
+        sd = vals.double().std(0, correction=0).float()
+        d = self.info.dims
+        scale = torch.where(sd > 1e-8, sd, torch.ones_like(sd))
+        for i, st in enumerate(self.streams):
+            if st == "joint":
+                scale[i * d : (i + 1) * d] = 1.0
+        self.scale.copy_(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, mask = self._stack(x)
+        s = s / self.scale
+        out = s.flatten(2)  # (B, T, M, J, D') -> (B, T, M * J * D')
+        if mask is None:
+            return out
+        return torch.cat([out, mask[:, :, None]], 2)
+
+
 def hop_distance(layout: Layout) -> np.ndarray:
     """Bone hops from each joint to the nearest centre joint ``(joints,)`` (inf where no
     path leads to a centre joint)."""
@@ -572,10 +689,7 @@ class STGCN(SkeletonModel):
                                                           128, 128]
         super().__init__(n_channels, n_classes, window_len, skeleton, widths=widths,
                          partition=partition, kernel=kernel, dropout=dropout, inputs=inputs)
-        self.inputs = inputs.split("+")
-        if any(st not in INPUTS for st in self.inputs) or len(set(self.inputs)) != len(self.inputs):
-            raise ValueError(f"inputs={inputs!r}: expected distinct members of {INPUTS} "
-                             "joined by '+'")
+        self.inputs = parse_streams(inputs)
         if not widths:
             raise ValueError("widths must name at least one unit")
         _check_positive(kernel=kernel, **{f"widths[{i}]": w for i, w in enumerate(widths)})
@@ -622,22 +736,7 @@ class STGCN(SkeletonModel):
 
     def _inputs(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Joint / bone / motion features stacked on the last axis of ``(N, T, J, D)``."""
-        if self.inputs == ["joint"]:
-            return x
-        out = []
-        for st in self.inputs:
-            if st == "joint":
-                out.append(x)
-            elif st == "bone":  # (N, T, J, D): joint minus its parent, roots zero
-                out.append((x - x[:, :, self.parent]) * self.has_parent[:, None])
-            else:  # motion: x[t + 1] - x[t] where both frames are valid, else zero
-                mo = torch.zeros_like(x)
-                mo[:, :-1] = x[:, 1:] - x[:, :-1]
-                if mask is not None:
-                    both = mask[:, 1:] * mask[:, :-1]  # (N, T - 1)
-                    mo[:, :-1] = mo[:, :-1] * both[:, :, None, None]
-                out.append(mo)
-        return torch.cat(out, dim=3)
+        return stack_streams(x, mask, self.inputs, self.parent, self.has_parent)
 
 
 MODELS.register("stgcn", description="ST-GCN (Yan et al. 2018): partitioned graph convs with "
