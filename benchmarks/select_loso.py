@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import tempfile
 import time
@@ -123,13 +124,13 @@ def main() -> None:
         return
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sets = "".join(f" --set {o}" for o in a.set)
-    ens_args = (f" --ensembles {' '.join(a.ensembles)}"
+    ens_args = (f" --ensembles {' '.join(map(shlex.quote, a.ensembles))}"
                 + (f" --combine {a.combine}" if a.combine != "mean" else "")
                 if a.ensembles else "")
     lines = [f"\n## {a.dataset}: model chosen by leave-one-subject-out over the training "
              f"subjects — {when}\n",
              f"- command: `python benchmarks/select_loso.py --data-dir ../shared/data --dataset "
-             f"{a.dataset} --models {' '.join(a.models)}{ens_args}{sets}`",
+             f"{a.dataset} --models {' '.join(map(shlex.quote, a.models))}{ens_args}{sets}`",
              f"- machine: {machine(f'{a.threads} torch threads')}",
              f"- raw: `benchmarks/results/{out.name}`",
              f"- folds: each of the {len(subjects)} training subjects {subjects} in turn is the "
