@@ -304,20 +304,32 @@ def _longest_run_above(v: torch.Tensor, levels: torch.Tensor, dtype: torch.dtype
     """Longest stretch of consecutive steps with ``v > level``, for every level: ``v``
     ``(L, B, K)`` small integers, ``levels`` ``(nf,)`` -> float ``(B, K, nf)``.
 
-    One pass over time on ``(B, K, nf)`` counters, so the ``(L, B, K, nf)`` indicator tensor
-    is never built.
+    One pass over time on ``(nf, B, K)`` counters, so the ``(L, B, K, nf)`` indicator tensor
+    is never built. Each step compares into a buffer of the counters' own integer type:
+    PyTorch's CPU comparison writing bool is not vectorised, this one is (with the levels
+    as the leading axis, about 6x faster than a bool mask and ``masked_fill_``). A traced or
+    exported graph gets the plain functional ops (same values).
 
     Example:
         >>> v = torch.tensor([1, 2, 2, 0, 2], dtype=torch.uint8).view(5, 1, 1)
         >>> _longest_run_above(v, torch.arange(2, dtype=torch.uint8), torch.uint8).tolist()
         [[[3.0, 2.0]]]
     """
-    run = torch.zeros(*v.shape[1:], len(levels), dtype=dtype, device=v.device)
+    lv = levels.to(dtype).view(-1, 1, 1)  # (nf, 1, 1)
+    run = torch.zeros(len(levels), *v.shape[1:], dtype=dtype, device=v.device)  # (nf, B, K)
     best = torch.zeros_like(run)
-    for t in range(v.shape[0]):
-        run.add_(1).masked_fill_(v[t].unsqueeze(-1) <= levels, 0)  # reset where not above
-        torch.maximum(best, run, out=best)
-    return best.float()
+    v = v.to(dtype)
+    if _capturing():
+        for t in range(v.shape[0]):
+            run = (run + 1) * (v[t] > lv).to(dtype)  # reset where not above
+            best = torch.maximum(best, run)
+    else:
+        above = torch.empty_like(run)
+        for t in range(v.shape[0]):
+            torch.gt(v[t], lv, out=above)
+            run.add_(1).mul_(above)  # reset where not above
+            torch.maximum(best, run, out=best)
+    return best.permute(1, 2, 0).float()  # (nf, B, K) -> (B, K, nf)
 
 
 class HydraBlock(nn.Module):
