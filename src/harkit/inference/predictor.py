@@ -79,7 +79,13 @@ def optimize_for_inference(model: torch.nn.Module, window_len: int, n_channels: 
                            tol: float = 1e-4) -> Any:
     """A frozen TorchScript trace of ``model`` (BatchNorm folded into convolutions, fused
     oneDNN kernels: about 1.7x faster for harcnn on CPU), used only if it reproduces the eager
-    model's logits within ``tol`` on random windows; otherwise the eager model itself."""
+    model's logits within ``tol`` on random windows; otherwise the eager model itself.
+
+    Models may opt out of tracing with ``trace_for_inference = False`` (the random-kernel
+    family: its eager pooling writes into preallocated buffers, which a trace would replace
+    by slower functional ops, and MultiRocket takes ~25 s to trace): they run eagerly."""
+    if not getattr(model, "trace_for_inference", True):
+        return model
     example = torch.randn(8, window_len, n_channels, generator=torch.Generator().manual_seed(0))
     try:
         with torch.inference_mode(), warnings.catch_warnings():
@@ -134,11 +140,10 @@ class Predictor(WindowPredictorMixin):
                 log.warning("%s; predicting in fp32", why)
             else:
                 self._forward, self.precision = low, precision
-        # Models may opt out of tracing (the random-kernel family: no faster traced, and
-        # MultiRocket takes ~25 s to trace).
-        if optimize and self.precision == "fp32" and getattr(model, "trace_for_inference", True):
+        if optimize and self.precision == "fp32":
             self._forward = optimize_for_inference(self.model, self.window_len,
                                                    len(self.channels))
+        if self._forward is not self.model and self.precision == "fp32":
             # TorchScript profiles the first calls of each input shape before optimising
             # them: pay that at load time for the full batch shape.
             with torch.inference_mode():
