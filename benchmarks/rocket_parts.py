@@ -13,6 +13,10 @@ and the pooling, each A/B against the alternative, plus the calibration check on
 4. UTKinect's multirocket-hydra at alpha 0.001: the calibrated head's weight norm from float64
    features (reference) and from float32 features by each solver (and by the earlier
    module's search, with ``--baseline-rev``).
+5. The comparison kernels behind the pooling: ``torch.gt`` of a (64, 42, 128) float block
+   against per-row biases, written to bool or to float (PyTorch vectorises only the
+   latter), and one MultiRocket longest-run (LSPV) pass, the old bool-mask form against the
+   current one (same result, checked).
 
 Appends a section to BENCHMARKS.md and writes benchmarks/results/rocket_parts_<time>.json.
 """
@@ -173,6 +177,37 @@ def calibration(data_dir: str, old: ModuleType | None) -> dict[str, Any]:
     return out
 
 
+def compare_kernels(rounds: int) -> dict[str, float]:
+    from harkit.models.rocket import _longest_run_above
+
+    g = torch.Generator().manual_seed(0)
+    c = torch.randn(64, 42, 128, generator=g)
+    b = torch.randn(42, 1, generator=g)
+    to_bool = torch.empty(c.shape, dtype=torch.bool)
+    to_float = torch.empty(c.shape)
+    v = torch.randint(0, 13, (128, 128, 42), dtype=torch.uint8, generator=g)  # (L, B, K)
+    levels = torch.arange(12, dtype=torch.uint8)
+
+    def lspv_bool_mask() -> torch.Tensor:  # the form used until 2026-11-23
+        run = torch.zeros(*v.shape[1:], len(levels), dtype=torch.uint8)
+        best = torch.zeros_like(run)
+        for t in range(v.shape[0]):
+            run.add_(1).masked_fill_(v[t].unsqueeze(-1) <= levels, 0)
+            torch.maximum(best, run, out=best)
+        return best.float()
+
+    assert torch.equal(lspv_bool_mask(), _longest_run_above(v, levels, torch.uint8))
+    per_call = 200
+    return {
+        "gt_to_bool_us": best_ms(lambda: [torch.gt(c, b, out=to_bool)
+                                          for _ in range(per_call)], rounds) * 1e3 / per_call,
+        "gt_to_float_us": best_ms(lambda: [torch.gt(c, b, out=to_float)
+                                           for _ in range(per_call)], rounds) * 1e3 / per_call,
+        "lspv_bool_mask_ms": best_ms(lspv_bool_mask, rounds),
+        "lspv_current_ms": best_ms(lambda: _longest_run_above(v, levels, torch.uint8), rounds),
+    }
+
+
 def section(res: dict[str, Any], cmdline: str) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     r, p = res["ridge"], res["pooling"]
@@ -197,6 +232,15 @@ def section(res: dict[str, Any], cmdline: str) -> str:
               "| features, solver | alpha | weight norm |", "| --- | --- | --- |"]
     lines += [f"| {k} | {v['alpha']:.4g} | {v['calibrated_weight_norm']:.3f} |"
               for k, v in res["calibration"].items()]
+    k = res["compare_kernels"]
+    lines += ["", "Comparison kernels (best of the rounds):", "",
+              "| operation | bool-writing form | current form |", "| --- | --- | --- |",
+              f"| `torch.gt` of a (64, 42, 128) float block against per-row biases, per call | "
+              f"{k['gt_to_bool_us']:.0f} us (out=bool) | {k['gt_to_float_us']:.0f} us "
+              "(out=float) |",
+              f"| longest run above 12 levels, (L, B, K) = (128, 128, 42) uint8 | "
+              f"{k['lspv_bool_mask_ms']:.1f} ms (bool mask, masked_fill_) | "
+              f"{k['lspv_current_ms']:.1f} ms (uint8 compare, levels leading) |"]
     return "\n".join(lines) + "\n"
 
 
@@ -215,6 +259,8 @@ def main() -> None:
     print(json.dumps(res["pooling"]), flush=True)
     res["calibration"] = calibration(a.data_dir, old)
     print(json.dumps(res["calibration"]), flush=True)
+    res["compare_kernels"] = compare_kernels(a.rounds)
+    print(json.dumps(res["compare_kernels"]), flush=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = REPO / "benchmarks" / "results" / f"rocket_parts_{stamp}.json"
     res["file"] = str(out.relative_to(REPO))
