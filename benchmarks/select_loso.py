@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from common import append_section, machine, model_overrides, split_ensemble
+from common import append_section, machine, model_overrides, split_ensemble, split_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,8 +163,6 @@ def _safe(spec: str) -> str:
 
 def _cli_model(spec: str) -> str:
     """``harkit train`` options for a model spec: ``--model NAME`` and ``--set model.K=V``."""
-    from common import split_model
-
     name, params = split_model(spec)
     return f"--model {name}" + "".join(f" --set model.params.{k}={v}" for k, v in params.items())
 

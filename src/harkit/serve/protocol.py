@@ -66,10 +66,14 @@ class _LingeringTransport:
         else:
             t.close()
 
+    def close_now(self) -> None:
+        """End the lingering: close the real transport."""
+        self._transport.close()
+
 
 def http_protocol(seconds: float, on_timeout: Callable[[], None] | None = None,
-                            linger_idle: float = LINGER_IDLE, linger_max: float = LINGER_MAX
-                            ) -> type[Any]:
+                  linger_idle: float = LINGER_IDLE, linger_max: float = LINGER_MAX
+                  ) -> type[Any]:
     """A subclass of uvicorn's ``H11Protocol`` that answers 408 and closes a connection whose
     request headers take longer than ``seconds`` (``on_timeout`` is called each time, e.g. to
     count it), and closes a connection whose request body it did not read by lingering
@@ -112,7 +116,7 @@ def http_protocol(seconds: float, on_timeout: Callable[[], None] | None = None,
 
         def _linger_expired(self) -> None:
             self._linger_timer = None
-            self._proxy._transport.close()
+            self._proxy.close_now()
 
         def data_received(self, data: bytes) -> None:
             if self._proxy.lingering:  # the rest of a body already answered: discarded
