@@ -327,7 +327,8 @@ class Worker:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.onnx"
             try:
-                export_model(model, self.data.preprocessing(), path)
+                res = export_model(model, self.data.preprocessing(), path)
+                self.row["onnx_export_seconds"] = res.seconds  # export and its parity check
             except HarkitError as e:
                 self.row["infer_onnx_skipped"] = _error(e)
                 return
@@ -525,10 +526,11 @@ def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool) -> list[st
               f"batch {INFER_BATCH} windows/s and GFLOP/s from its median; bf16: the model's "
               "bfloat16 copy as `--precision bf16` runs it; ONNX Runtime: the model exported "
               "with `harkit export --format onnx`, fp32, same threads, batch "
-              f"{INFER_BATCH}):", "",
+              f"{INFER_BATCH}; export: the seconds `export_model` took, its ONNX Runtime "
+              "parity check included):", "",
               "| dataset | model | MFLOP/window | batch 1 median / p99 | "
               f"batch {INFER_BATCH} median / p99 | windows/s | GFLOP/s | % of fp32 peak | "
-              "bf16 windows/s (GFLOP/s) | ONNX Runtime windows/s (% of fp32 peak) | "
+              "bf16 windows/s (GFLOP/s) | ONNX Runtime windows/s (% of fp32 peak), export | "
               "worker peak RSS (MiB) |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -544,7 +546,8 @@ def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool) -> list[st
             f"| {_f(r, 'infer_bf16_windows_per_s', ',.0f')} "
             f"({_f(r, 'achieved_bf16_gflops', '.1f')}) "
             f"| {_f(r, 'infer_onnx_windows_per_s', ',.0f')} "
-            f"({_f(r, 'achieved_onnx_gflops', '.1f', 100 / fp32_peak)}%) "
+            f"({_f(r, 'achieved_onnx_gflops', '.1f', 100 / fp32_peak)}%), "
+            f"{_f(r, 'onnx_export_seconds', '.0f')} s "
             f"| {r['process_peak_rss_mb']:,.0f} |")
     return lines
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import harkit
-from harkit.models import create_model, model_from_config
+from harkit.models import create_model, model_from_config, rocket
 from harkit.models.rocket import (
     KERNEL_LEN,
     N_KERNELS,
@@ -125,6 +125,42 @@ def test_multirocket_pooling_matches_the_definitions() -> None:
                        gen=torch.Generator().manual_seed(1))
     mini.load_state_dict(block.state_dict())
     torch.testing.assert_close(mini(x[:3]), ppv)
+
+
+@pytest.mark.parametrize("pooling", ["multi", "ppv"])
+def test_captured_pooling_matches_the_definitions(pooling: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ops a trace captures (per-bias comparisons, the unrolled run loop) and those of
+    an ONNX export (the run loop as one scan) give the definitions' features too, with runs
+    cut by the end of the series."""
+    g = torch.Generator().manual_seed(3)
+    block = RocketBlock(2, 37, per_kernel=4, max_dilations=2, pooling=pooling, gen=g)
+    x = torch.randn(5, 2, 37, generator=g)
+    block.fit_biases(x, g)
+    x[0, :, 20:] = 100.0  # a run above every bias up to the last sample
+    ref = _reference_features(block, x[:3])
+    want = ref.float() if pooling == "multi" else ref[:, : block.n_per_pool].float()
+    eager = block(x[:3])
+    monkeypatch.setattr(rocket, "_capturing", lambda: True)
+    traced = block(x[:3])
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    exported = block(x[:3])
+    for got in (eager, traced, exported):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(traced, eager, rtol=0, atol=1e-6)
+    torch.testing.assert_close(exported, eager, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("length", [1, 2, 9, 129])
+def test_the_run_scan_equals_the_run_loop(length: int) -> None:
+    g = torch.Generator().manual_seed(length)
+    v = torch.randint(0, 4, (length, 3, 2), generator=g, dtype=torch.uint8)
+    levels = torch.arange(4, dtype=torch.uint8)
+    loop = rocket._longest_run_above(v, levels, torch.uint8)
+    assert torch.equal(rocket._longest_run_loop(v, levels), loop)
+    runs = [[max(len(r) for r in "".join("1" if t > 0 else " " for t in v[:, b, k].tolist())
+                 .split(" ")) for k in range(2)] for b in range(3)]
+    assert loop[..., 0].tolist() == runs
 
 
 def test_checkpoints_with_the_old_border_buffers_still_load() -> None:
