@@ -152,12 +152,13 @@ def test_captured_pooling_matches_the_definitions(pooling: str,
 
 
 @pytest.mark.parametrize("length", [1, 2, 9, 129])
-def test_the_run_scan_equals_the_run_loop(length: int) -> None:
+def test_the_captured_run_forms_equal_the_eager_loop(length: int) -> None:
     g = torch.Generator().manual_seed(length)
     v = torch.randint(0, 4, (length, 3, 2), generator=g, dtype=torch.uint8)
     levels = torch.arange(4, dtype=torch.uint8)
     loop = rocket._longest_run_above(v, levels, torch.uint8)
-    assert torch.equal(rocket._longest_run_loop(v, levels), loop)
+    assert torch.equal(rocket._longest_run_onnx(v, levels), loop)
+    assert torch.equal(rocket._longest_run_unrolled(v, levels), loop)
     runs = [[max(len(r) for r in "".join("1" if t > 0 else " " for t in v[:, b, k].tolist())
                  .split(" ")) for k in range(2)] for b in range(3)]
     assert loop[..., 0].tolist() == runs

@@ -308,7 +308,7 @@ def _longest_run_above(v: torch.Tensor, levels: torch.Tensor, dtype: torch.dtype
     is never built. Each step compares into a buffer of the counters' own integer type:
     PyTorch's CPU comparison writing bool is not vectorised, this one is (with the levels
     as the leading axis, about 6x faster than a bool mask and ``masked_fill_``). A traced
-    graph gets the plain functional ops, an ONNX export :func:`_longest_run_loop` (same
+    graph gets the plain functional ops, an ONNX export :func:`_longest_run_onnx` (same
     values).
 
     Example:
@@ -317,37 +317,49 @@ def _longest_run_above(v: torch.Tensor, levels: torch.Tensor, dtype: torch.dtype
         [[[3.0, 2.0]]]
     """
     if torch.onnx.is_in_onnx_export():
-        return _longest_run_loop(v, levels)
+        return _longest_run_onnx(v, levels)
+    if _capturing():
+        return _longest_run_unrolled(v, levels)
     lv = levels.to(dtype).view(-1, 1, 1)  # (nf, 1, 1)
     run = torch.zeros(len(levels), *v.shape[1:], dtype=dtype, device=v.device)  # (nf, B, K)
     best = torch.zeros_like(run)
     v = v.to(dtype)
-    if _capturing():
-        for t in range(v.shape[0]):
-            run = (run + 1) * (v[t] > lv).to(dtype)  # reset where not above
-            best = torch.maximum(best, run)
-    else:
-        above = torch.empty_like(run)
-        for t in range(v.shape[0]):
-            torch.gt(v[t], lv, out=above)
-            run.add_(1).mul_(above)  # reset where not above
-            torch.maximum(best, run, out=best)
+    above = torch.empty_like(run)
+    for t in range(v.shape[0]):
+        torch.gt(v[t], lv, out=above)
+        run.add_(1).mul_(above)  # reset where not above
+        torch.maximum(best, run, out=best)
     return best.permute(1, 2, 0).float()  # (nf, B, K) -> (B, K, nf)
 
 
-def _longest_run_loop(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+def _longest_run_unrolled(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """:func:`_longest_run_above` in plain functional ops, for a traced graph (the loop
+    unrolls into it)."""
+    lv = levels.float().view(-1, 1, 1)  # (nf, 1, 1)
+    run = best = torch.zeros(len(levels), *v.shape[1:], device=v.device)  # (nf, B, K)
+    for t in range(v.shape[0]):
+        run = (run + 1) * (v[t].float() > lv).float()  # reset where not above
+        best = torch.maximum(best, run)
+    return best.permute(1, 2, 0)
+
+
+def _longest_run_onnx(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """:func:`_longest_run_above` for an ONNX export: the same recurrence as one scan
     (``torch``'s ``scan`` higher-order op, an ONNX ``Scan`` node) instead of a Python loop
-    that unrolls into ``4 L`` nodes per call (about 30,000 for MultiRocket on 128 samples,
-    which the exporter's graph optimiser took more than 10 minutes over).
+    that unrolls into ``4 L`` nodes per call: about 30,000 nodes for MultiRocket on 128
+    samples, over which the exporter's graph optimiser ran for more than 15 minutes
+    (MultiRocket-Hydra; 90 s with the scan). ``scan`` is still private in torch 2.13; without
+    it the loop unrolls as before.
 
     Example:
         >>> v = torch.tensor([1, 2, 2, 0, 2], dtype=torch.uint8).view(5, 1, 1)
-        >>> _longest_run_loop(v, torch.arange(2, dtype=torch.uint8)).tolist()
+        >>> _longest_run_onnx(v, torch.arange(2, dtype=torch.uint8)).tolist()
         [[[3.0, 2.0]]]
     """
-    from torch._higher_order_ops.scan import scan
-
+    try:
+        from torch._higher_order_ops.scan import scan
+    except ImportError:  # pragma: no cover - a torch without it: the unrolled loop
+        return _longest_run_unrolled(v, levels)
     lv = levels.float().view(-1, 1, 1)  # (nf, 1, 1)
     run = torch.zeros(len(levels), *v.shape[1:], device=v.device)  # (nf, B, K)
 
