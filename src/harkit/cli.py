@@ -635,8 +635,10 @@ def export(
     _setup_logging(False)
     from harkit.inference.export import export_run
 
-    res = export_run(run, output, format=format, which=checkpoint, fold_preprocessing=fold,
-                     opset=opset)
+    # a spinner on a terminal (the large random-kernel models take a minute or more to ONNX)
+    with err.status(f"exporting {run} to {format} and checking it against PyTorch ..."):
+        res = export_run(run, output, format=format, which=checkpoint,
+                         fold_preprocessing=fold, opset=opset)
     meta = res.metadata
     console.print(f"{res.format}: {res.path} ({res.path.stat().st_size / 1e6:.2f} MB"
                   + (f", opset {res.opset}" if res.opset else "") + ")")
