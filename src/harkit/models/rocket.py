@@ -347,9 +347,8 @@ def _longest_run_onnx(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """:func:`_longest_run_above` for an ONNX export: the same recurrence as one scan
     (``torch``'s ``scan`` higher-order op, an ONNX ``Scan`` node) instead of a Python loop
     that unrolls into ``4 L`` nodes per call: about 30,000 nodes for MultiRocket on 128
-    samples, over which the exporter's graph optimiser ran for more than 15 minutes
-    (MultiRocket-Hydra; 90 s with the scan). ``scan`` is still private in torch 2.13; without
-    it the loop unrolls as before.
+    samples, which took the exporter more than 15 minutes (MultiRocket-Hydra; 90 s with the
+    scan). ``scan`` is still private in torch 2.13; without it the loop unrolls as before.
 
     Example:
         >>> v = torch.tensor([1, 2, 2, 0, 2], dtype=torch.uint8).view(5, 1, 1)
