@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -243,7 +243,8 @@ class RocketBlock(nn.Module):
         # slower on a (64, 42, 128) block). Counts up to 2^24 are exact in float32.
         # A traced or exported graph gets the plain functional ops (same values).
         capture = _capturing()
-        hit = torch.empty(c.shape, dtype=c.dtype, device=c.device)
+        # the eager comparisons' output buffer (not needed while capturing)
+        hit = c if capture else torch.empty(c.shape, dtype=c.dtype, device=c.device)
         if not multi:  # PPV: count c > bias_i per bias (a compare and a row sum each)
             if capture:
                 cols = [(c > b[:, i, None]).to(c.dtype).sum(-1) for i in range(nf)]
@@ -332,15 +333,29 @@ def _longest_run_above(v: torch.Tensor, levels: torch.Tensor, dtype: torch.dtype
     return best.permute(1, 2, 0).float()  # (nf, B, K) -> (B, K, nf)
 
 
+_Carry = tuple[torch.Tensor, torch.Tensor]
+
+
+def _run_step(lv: torch.Tensor) -> Callable[[_Carry, torch.Tensor], _Carry]:
+    """One time step of the longest-run recurrence in functional ops, against levels ``lv``
+    ``(nf, 1, 1)``: carry ``(run, best)`` ``(nf, B, K)`` floats and the step's ``v[t]``
+    ``(B, K)`` -> the next carry."""
+    def step(carry: _Carry, vt: torch.Tensor) -> _Carry:
+        run, best = carry
+        run = (run + 1) * (vt > lv).float()  # reset where not above
+        return run, torch.maximum(best, run)
+    return step
+
+
 def _longest_run_unrolled(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """:func:`_longest_run_above` in plain functional ops, for a traced graph (the loop
     unrolls into it)."""
-    lv = levels.float().view(-1, 1, 1)  # (nf, 1, 1)
-    run = best = torch.zeros(len(levels), *v.shape[1:], device=v.device)  # (nf, B, K)
+    step = _run_step(levels.float().view(-1, 1, 1))
+    zeros = torch.zeros(len(levels), *v.shape[1:], device=v.device)  # (nf, B, K)
+    carry = (zeros, zeros)
     for t in range(v.shape[0]):
-        run = (run + 1) * (v[t].float() > lv).float()  # reset where not above
-        best = torch.maximum(best, run)
-    return best.permute(1, 2, 0)
+        carry = step(carry, v[t].float())
+    return carry[1].permute(1, 2, 0)
 
 
 def _longest_run_onnx(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -359,16 +374,11 @@ def _longest_run_onnx(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
         from torch._higher_order_ops.scan import scan
     except ImportError:  # pragma: no cover - a torch without it: the unrolled loop
         return _longest_run_unrolled(v, levels)
-    lv = levels.float().view(-1, 1, 1)  # (nf, 1, 1)
-    run = torch.zeros(len(levels), *v.shape[1:], device=v.device)  # (nf, B, K)
-
-    def step(carry: tuple[torch.Tensor, torch.Tensor], vt: torch.Tensor
-             ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        r, best = carry
-        r = (r + 1) * (vt > lv).float()  # reset where not above
-        return (r, torch.maximum(best, r)), vt.new_zeros(1)  # (scan needs a per-step output)
-
-    (_, best), _ = scan(step, (run, run.clone()), v.float(), dim=0)
+    step = _run_step(levels.float().view(-1, 1, 1))
+    zeros = torch.zeros(len(levels), *v.shape[1:], device=v.device)  # (nf, B, K)
+    # scan needs a per-step output too: a dummy one
+    (_, best), _ = scan(lambda c, vt: (step(c, vt), vt.new_zeros(1)), (zeros, zeros.clone()),
+                        v.float(), dim=0)
     return best.permute(1, 2, 0)
 
 
