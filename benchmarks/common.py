@@ -40,9 +40,12 @@ def split_model(spec: str) -> tuple[str, dict[str, str]]:
 
 
 def model_overrides(spec: str) -> list[str]:
-    """Config overrides for a model spec such as ``harcnn[width=32]``."""
+    """Config overrides for a model spec such as ``harcnn[width=32]``: a plain key is a model
+    parameter, a dotted one any setting of that run
+    (``stgcn[data.options.length=32,train.epochs=50]``)."""
     name, params = split_model(spec)
-    return [f"model.name={name}", *(f"model.{k}={v}" for k, v in params.items())]
+    return [f"model.name={name}",
+            *(f"{k}={v}" if "." in k else f"model.{k}={v}" for k, v in params.items())]
 
 
 def split_ensemble(spec: str) -> list[str]:

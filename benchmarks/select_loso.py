@@ -12,6 +12,11 @@ An ensemble is a candidate too (``--ensembles minirocket+hydra``, members named 
 so it is scored on exactly the folds its members were; if chosen, each member is trained by the
 standard protocol and the ensemble of those runs is tested, once.
 
+A model spec may carry its own settings: ``minirocket[seed=1]`` sets a model parameter, a dotted
+key any setting of that model's runs, so members can read the data differently
+(``'stgcn[data.options.length=32,train.epochs=50]'`` beside a MiniRocket on 64 frames; the
+ensemble scores each member on its own view of the same sequences).
+
     .venv/bin/python benchmarks/select_loso.py --data-dir ../shared/data --dataset utkinect \\
         --models minirocket multirocket-hydra
     .venv/bin/python benchmarks/select_loso.py --data-dir ../shared/data --dataset msr-action3d \\
@@ -144,10 +149,10 @@ def main() -> None:
         lines.append(f"| {m} | " + " | ".join(f"{f['val_macro_f1']:.3f}" for f in folds)
                      + f" | {mean} |")
     t = res["test"]
-    how = (f"`harkit train --dataset {a.dataset} {_cli_model(chosen)}{sets}`"
-           if len(split_ensemble(chosen)) == 1
-           else "each member by `harkit train --dataset " + a.dataset + " --model <member>"
-           + sets + "`, then `harkit ensemble` of those runs"
+    cmds = [f"`harkit train --dataset {a.dataset} {_cli_model(m)}{sets}`"
+            for m in split_ensemble(chosen)]
+    how = (cmds[0] if len(cmds) == 1
+           else "members by " + ", ".join(cmds) + ", then `harkit ensemble` of those runs"
            + (f" with `--combine {a.combine}`" if a.combine != "mean" else ""))
     lines.append(f"\nChosen: **{chosen}**. Trained by the standard protocol ({how}, validation "
                  f"subjects {t['val_subjects']}, refit on all training subjects) and tested once: "
@@ -162,9 +167,12 @@ def _safe(spec: str) -> str:
 
 
 def _cli_model(spec: str) -> str:
-    """``harkit train`` options for a model spec: ``--model NAME`` and ``--set model.K=V``."""
+    """``harkit train`` options for a model spec: ``--model NAME`` and ``--set model.K=V``
+    (``--set K=V`` for a dotted key)."""
     name, params = split_model(spec)
-    return f"--model {name}" + "".join(f" --set model.params.{k}={v}" for k, v in params.items())
+    return f"--model {name}" + "".join(f" --set {k}={v}" if "." in k else
+                                       f" --set model.params.{k}={v}"
+                                       for k, v in params.items())
 
 
 if __name__ == "__main__":

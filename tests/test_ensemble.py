@@ -81,3 +81,48 @@ def test_ensemble_cli(two_runs: list[Path], tmp_path: Path,
     assert main(["ensemble", *map(str, two_runs), "--combine", "geometric"]) == 0
     assert "geometric mean" in capsys.readouterr().out
     assert main(["ensemble", str(two_runs[0])]) == 2
+
+
+def test_members_with_their_own_data_settings(real_data_dir: Path, tmp_path: Path) -> None:
+    """An ensemble of runs that read the same sequences at different lengths: each member is
+    scored on the split as it was trained to read it, and the probabilities are combined."""
+    from harkit.api import _load
+
+    common = ["data.dataset=natops", f"data.data_dir={real_data_dir}", "model.name=pose-lstm",
+              "model.hidden=8", "model.layers=1", "train.epochs=2", "train.num_threads=1",
+              "data.n_val_subjects=0", f"run_root={tmp_path}"]
+    runs = [harkit.train(overrides=[*common, f"data.options.length={n}", f"name=len{n}"],
+                         progress=False, evaluate_test=False).run_dir for n in (51, 24)]
+    probs, y = [], None
+    for run in runs:
+        cfg = harkit.runs.RunDir(run).config()
+        test = _load(cfg).splits["test"]
+        assert test.X.shape[1] == cfg.data.options["length"]
+        probs.append(Predictor.from_run(run).predict_proba(test.X))
+        assert y is None or (test.y == y).all()
+        y = test.y
+    assert y is not None
+    for combine, p in (("mean", (probs[0] + probs[1]) / 2),
+                       ("geometric", np.sqrt(probs[0] * probs[1]))):
+        report = harkit.api.evaluate_ensemble(runs, combine=combine)
+        assert report.n_windows == len(y) == 180
+        assert report.accuracy == pytest.approx((p.argmax(1) == y).mean())
+    # one window shape for a stream or a service: such an ensemble refuses a single array
+    ens = EnsemblePredictor.from_runs(runs, same_windows=False)
+    with pytest.raises(ConfigError, match="predict_proba_views"):
+        ens.predict_proba(np.zeros((2, 51, 24), dtype=np.float32))
+    with pytest.raises(ConfigError, match="takes windows of 24"):
+        EnsemblePredictor.from_runs(runs)
+
+
+def test_members_whose_windows_differ_are_refused(tmp_path: Path) -> None:
+    from tests.test_hapt import write_hapt_fixture
+
+    write_hapt_fixture(tmp_path / "data" / "hapt")
+    common = ["data.dataset=hapt", f"data.data_dir={tmp_path / 'data'}", "data.test_subjects=[4]",
+              "data.n_val_subjects=0", "model.width=4", "model.hidden=8", "train.epochs=1",
+              "train.num_threads=1", f"run_root={tmp_path / 'runs'}"]
+    runs = [harkit.train(overrides=[*common, f"data.window={w}", f"name=w{w}"], progress=False,
+                         evaluate_test=False).run_dir for w in (64, 128)]
+    with pytest.raises(ConfigError, match=f"{runs[1]}: its data settings .* window 128"):
+        harkit.api.evaluate_ensemble(runs)

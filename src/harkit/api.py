@@ -724,6 +724,11 @@ def evaluate_ensemble(run_dirs: list[str | Path], split: str = "test",
     dataset (``test``, or ``val`` for the first run's validation subjects); ``combine`` as
     :class:`~harkit.inference.EnsemblePredictor`'s (``mean`` or ``geometric``).
 
+    Members may differ in their data settings (``data.options`` such as a skeleton
+    sequence's length, its channels): each member then reads the split as it was trained to,
+    and the split must come out as the same windows in every member's view (same count,
+    labels and subjects, as whole-sequence datasets do), else a ConfigError names the run.
+
     With ``output``, the report (``metrics.json``), the per-window predictions and the
     confusion matrix plot are written there.
     """
@@ -740,10 +745,41 @@ def evaluate_ensemble(run_dirs: list[str | Path], split: str = "test",
             raise ConfigError(f"{r.path}: trained on {other.data.dataset} with test subjects "
                               f"{other.data.test_subjects}, {runs[0].path} on {cfg.data.dataset} "
                               f"with {cfg.data.test_subjects}; an ensemble is scored on one split")
-    ens = EnsemblePredictor.from_runs([r.path for r in runs], weights, combine)
-    ds = _load(cfg)
-    raw = ds.splits["test"] if split == "test" else _train_val(cfg, ds)[1]
-    y_pred = ens.predict(raw.X)
+    # Each member's view of the split: its own data settings, the first run's split (its
+    # validation subjects, and its seed, which picks them when they are not named).
+    cfgs = [replace(cfg, data=replace(r.config().data, val_subjects=cfg.data.val_subjects,
+                                      n_val_subjects=cfg.data.n_val_subjects)) for r in runs]
+    # channel order alone the ensemble handles itself; any other data setting is a view
+    same = all(replace(c.data, channels=None) == replace(cfg.data, channels=None) for c in cfgs)
+    ens = EnsemblePredictor.from_runs([r.path for r in runs], weights, combine,
+                                      same_windows=same)
+    views: dict[str, tuple[WindowedDataset, WindowSet]] = {}
+
+    def view(c: ExperimentConfig) -> tuple[WindowedDataset, WindowSet]:
+        if repr(c.data) not in views:
+            d = _load(c)
+            views[repr(c.data)] = d, d.splits["test"] if split == "test" else _train_val(c, d)[1]
+        return views[repr(c.data)]
+
+    ds, raw = view(cfg)
+    if same:
+        y_pred = ens.predict(raw.X)
+    else:
+        Xs = []
+        for r, c in zip(runs, cfgs, strict=True):
+            ds_i, raw_i = view(c)
+            if (ds_i.classes != ds.classes or len(raw_i.y) != len(raw.y)
+                    or not np.array_equal(raw_i.y, raw.y)
+                    or not np.array_equal(raw_i.subjects, raw.subjects)):
+                raise ConfigError(
+                    f"{r.path}: its data settings ({c.data.options}, window "
+                    f"{c.data.window}) give other {split} windows than {runs[0].path}'s "
+                    f"({cfg.data.options}, window {cfg.data.window}): {len(raw_i.y)} against "
+                    f"{len(raw.y)}, or other labels or subjects. Members with different data "
+                    "settings can be ensembled only where each split is the same windows, "
+                    "one per sequence, in every member's view")
+            Xs.append(raw_i.X)
+        y_pred = ens.predict_proba_views(Xs).argmax(1)
     how = "" if combine == "mean" else f", {combine} mean"
     report = evaluate_predictions(raw.y, y_pred, ds.classes, split=f"{split} (ensemble of "
                                   f"{len(runs)}{how})", subjects=raw.subjects)

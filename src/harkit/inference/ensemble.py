@@ -25,13 +25,19 @@ class EnsemblePredictor(Predictor):
     channel order and reordered for members trained with another order. Members must share
     the classes (in order) and the window length.
 
+    With ``same_windows=False`` the members may take windows of different lengths and
+    channels (say an ST-GCN on sequences resampled to 32 frames and a MiniRocket on 64): each
+    then needs the windows prepared as it was trained, given one array per member to
+    :meth:`predict_proba_views`. That is for scoring prepared splits (``harkit ensemble``);
+    a stream or a service has one window shape, so it needs the shared-window form.
+
     Example:
         >>> ens = EnsemblePredictor.from_runs(["runs/a", "runs/b"])   # doctest: +SKIP
         >>> ens.predict(raw_windows)                                   # doctest: +SKIP
     """
 
     def __init__(self, members: Sequence[Predictor], weights: Sequence[float] | None = None,
-                 combine: str = "mean") -> None:
+                 combine: str = "mean", same_windows: bool = True) -> None:
         # Predictor.__init__ is deliberately not called: the members hold the models.
         if not members:
             raise ConfigError("an ensemble needs at least one model")
@@ -40,7 +46,8 @@ class EnsemblePredictor(Predictor):
             if m.classes != first.classes:
                 raise ConfigError(f"ensemble member {i} predicts classes {m.classes}, member 1 "
                                   f"{first.classes}")
-            if m.window_len != first.window_len or sorted(m.channels) != sorted(first.channels):
+            if same_windows and (m.window_len != first.window_len
+                                 or sorted(m.channels) != sorted(first.channels)):
                 raise ConfigError(f"ensemble member {i} takes windows of {m.window_len} x "
                                   f"{m.channels}, member 1 {first.window_len} x {first.channels}")
         w = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -52,7 +59,9 @@ class EnsemblePredictor(Predictor):
         self.members = list(members)
         self.weights = w / w.sum()
         self.combine = combine
-        self._orders = [[first.channels.index(c) for c in m.channels] for m in members]
+        self.same_windows = same_windows
+        self._orders = ([[first.channels.index(c) for c in m.channels] for m in members]
+                        if same_windows else [])
         self.model = first.model
         self.normalizer = first.normalizer
         self.preprocessing = first.preprocessing
@@ -65,20 +74,40 @@ class EnsemblePredictor(Predictor):
 
     @classmethod
     def from_runs(cls, run_dirs: Sequence[str | Path], weights: Sequence[float] | None = None,
-                  combine: str = "mean") -> EnsemblePredictor:
+                  combine: str = "mean", same_windows: bool = True) -> EnsemblePredictor:
         """Each run's final model (a ``.pt`` path is taken as a checkpoint)."""
         members = [Predictor.from_checkpoint(p) if Path(p).is_file() else Predictor.from_run(p)
                    for p in run_dirs]
-        return cls(members, weights, combine)
+        return cls(members, weights, combine, same_windows)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """The members' probabilities ``(N, n_classes)`` combined: their weighted mean, or the
         renormalised weighted geometric mean (``combine="geometric"``)."""
+        if not self.same_windows:
+            raise ConfigError("this ensemble's members take windows of different shapes: give "
+                              "each its own windows with predict_proba_views")
         X = self._check(X)
-        out = np.zeros((len(X), len(self.classes)), dtype=np.float64)
+        return self._combine([m.predict_proba(X[:, :, order])
+                              for m, order in zip(self.members, self._orders, strict=True)])
+
+    def predict_proba_views(self, views: Sequence[np.ndarray]) -> np.ndarray:
+        """Combined probabilities when each member gets its own windows: ``views[i]`` holds
+        the same N windows (the same sequences, in the same order) prepared as member ``i``
+        was trained, in its window length and channel order."""
+        if len(views) != len(self.members):
+            raise ConfigError(f"{len(views)} window arrays for {len(self.members)} ensemble "
+                              "members: give one per member")
+        if len({len(v) for v in views}) > 1:
+            raise ConfigError("the members' window arrays hold different numbers of windows "
+                              f"({[len(v) for v in views]}): they must be the same windows")
+        return self._combine([m.predict_proba(v) for m, v in zip(self.members, views,
+                                                                   strict=True)])
+
+    def _combine(self, probs: Sequence[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(probs[0]), len(self.classes)), dtype=np.float64)
         geometric = self.combine == "geometric"
-        for m, w, order in zip(self.members, self.weights, self._orders, strict=True):
-            p = m.predict_proba(X[:, :, order]).astype(np.float64)
+        for p, w in zip(probs, self.weights, strict=True):
+            p = p.astype(np.float64)
             # a probability that underflowed to 0 is floored so one member cannot make -inf
             out += w * (np.log(np.maximum(p, 1e-30)) if geometric else p)
         if geometric:
