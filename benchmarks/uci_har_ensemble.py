@@ -1,7 +1,8 @@
-"""UCI HAR's 98 % recipe (issue 3): harcnn plus three MiniRocket seeds, one ensemble.
+"""UCI HAR's 98 % recipe (issue 3): harcnn, three MiniRocket seeds and TinyHAR, one ensemble.
 
 ``--mrh`` adds a MultiRocket-Hydra member (and, with ``--validation``, the candidate ensembles
-that include it).
+that include it). ``--deep MODEL ...`` adds other registered deep models, each by harkit's
+default recipe (the same way: candidates with each, and with all of them).
 
 Every member is an ordinary `harkit train` command run in a subprocess, one after the
 other on this machine, then `harkit ensemble` scores the members together on the official
@@ -39,12 +40,13 @@ HARKIT = str(Path(sys.executable).parent / "harkit")
 FAST_MR = "configs/fast/minirocket-uci-har.yaml"
 MR_SEEDS = 3  # MiniRocket members (seeds 0, 1, ...); chosen with --validation (BENCHMARKS.md)
 MRH = False  # a MultiRocket-Hydra member; compared with --validation --mrh (BENCHMARKS.md)
+DEEP: tuple[str, ...] = ("tinyhar",)  # further deep members; chosen with --validation
 COMBINE = "mean"  # chosen with --validation (BENCHMARKS.md)
 VALIDATION_SIZES = (1, 3, 5, 8)  # the MiniRocket counts --validation compares
 
 
-def members(validation: bool, mr_seeds: int = MR_SEEDS, mrh: bool = MRH
-            ) -> list[tuple[str, list[str]]]:
+def members(validation: bool, mr_seeds: int = MR_SEEDS, mrh: bool = MRH,
+            deep: tuple[str, ...] = DEEP) -> list[tuple[str, list[str]]]:
     """(name, harkit train arguments) of every member, in the order they are run."""
     out: list[tuple[str, list[str]]] = [("harcnn", ["--model", "harcnn"])]
     for s in range(max(VALIDATION_SIZES) if validation else mr_seeds):
@@ -55,6 +57,7 @@ def members(validation: bool, mr_seeds: int = MR_SEEDS, mrh: bool = MRH
     if mrh:  # ridge alpha chosen by leave-one-out on its own training windows, calibrated
         out.append(("multirocket-hydra", ["--model", "multirocket-hydra", "--set",
                                           "train.refit=false", "--set", "data.n_val_subjects=1"]))
+    out += [(m, ["--model", m]) for m in deep]
     if validation:  # one validation split for all: 4 subjects drawn with seed 0, no refit
         # (later overrides win, so train.seed=0 replaces each member's own split seed)
         fixed = ["--set", "train.refit=false", "--set", "data.n_val_subjects=4",
@@ -102,10 +105,10 @@ def shown(args: list[str]) -> str:
 
 def run(data_dir: str, root: Path, validation: bool, threads: int,
         shown_data_dir: str = "../shared/data", mr_seeds: int = MR_SEEDS,
-        mrh: bool = MRH) -> dict[str, Any]:
+        mrh: bool = MRH, deep: tuple[str, ...] = DEEP) -> dict[str, Any]:
     t_start = time.perf_counter()
     rows = []
-    for name, extra in members(validation, mr_seeds, mrh):
+    for name, extra in members(validation, mr_seeds, mrh, deep):
         if validation:  # trained in-process without ever scoring the test split
             rows.append(_validation_member(name, extra, data_dir, root, threads))
             continue
@@ -135,6 +138,13 @@ def run(data_dir: str, root: Path, validation: bool, threads: int,
                 "harcnn + minirocket + multirocket-hydra": [*names[:2], "multirocket-hydra"],
                 "harcnn + minirocket x3 + multirocket-hydra": [*names[:4], "multirocket-hydra"],
                 "minirocket x3 + multirocket-hydra": [*names[1:4], "multirocket-hydra"]})
+        for m in (*deep, *(["all of " + " + ".join(deep)] if len(deep) > 1 else [])):
+            extra = list(deep) if m.startswith("all of ") else [m]
+            label = " + ".join(extra)
+            candidates.update({f"harcnn + {label}": ["harcnn", *extra],
+                               f"harcnn + minirocket + {label}": [*names[:2], *extra],
+                               f"harcnn + minirocket x3 + {label}": [*names[:4], *extra],
+                               f"minirocket x3 + {label}": [*names[1:4], *extra]})
         scores = []
         for label, group in candidates.items():
             for combine in ("mean", "geometric"):
@@ -167,7 +177,8 @@ def section(res: dict[str, Any], validation: bool, threads: int, cmdline: str) -
     what = "recipe chosen on validation subjects" if validation else "official test split"
     names = [r["name"] for r in res["members"]]
     k = sum(n.startswith("minirocket") for n in names)
-    plus = " + multirocket-hydra" if "multirocket-hydra" in names else ""
+    plus = "".join(f" + {n}" for n in names
+                   if not n.startswith("minirocket") and n != "harcnn")
     lines = [f"\n## UCI HAR 98 % recipe: harcnn + {k} MiniRocket seeds{plus}, {what} — {when}\n",
              f"- command: `{cmdline}`",
              f"- machine: {machine(f'{threads} torch threads')}",
@@ -213,6 +224,9 @@ def main() -> None:
     ap.add_argument("--mrh", action=argparse.BooleanOptionalAction, default=MRH,
                     help="add a multirocket-hydra member (with --validation: and the "
                     "candidates that include it)")
+    ap.add_argument("--deep", nargs="*", default=list(DEEP), metavar="MODEL",
+                    help="further deep members by harkit's default recipe (with --validation: "
+                    "and the candidates that include them)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--run-root", help="keep the runs here (default: a temporary folder)")
     ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
@@ -221,10 +235,12 @@ def main() -> None:
     cmdline = "python benchmarks/uci_har_ensemble.py --data-dir ../shared/data" + (
         " --validation" if a.validation else "") + (
         f" --mr-seeds {a.mr_seeds}" if a.mr_seeds != MR_SEEDS and not a.validation else "") + (
-        (" --mrh" if a.mrh else " --no-mrh") if a.mrh != MRH else "")
+        (" --mrh" if a.mrh else " --no-mrh") if a.mrh != MRH else "") + (
+        f" --deep {' '.join(a.deep)}" if tuple(a.deep) != DEEP else "")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(a.run_root or tmp).resolve()
-        res = run(data_dir, root, a.validation, a.threads, a.data_dir, a.mr_seeds, a.mrh)
+        res = run(data_dir, root, a.validation, a.threads, a.data_dir, a.mr_seeds, a.mrh,
+                  tuple(a.deep))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = REPO / "benchmarks" / "results" / f"uci_har_ensemble{'_val' if a.validation else ''}_{stamp}.json"
     out.write_text(json.dumps(res, indent=1))
