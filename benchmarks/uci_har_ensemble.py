@@ -46,10 +46,15 @@ VALIDATION_SIZES = (1, 3, 5, 8)  # the MiniRocket counts --validation compares
 
 
 def members(validation: bool, mr_seeds: int = MR_SEEDS, mrh: bool = MRH,
-            deep: tuple[str, ...] = DEEP) -> list[tuple[str, list[str]]]:
-    """(name, harkit train arguments) of every member, in the order they are run."""
-    out: list[tuple[str, list[str]]] = [("harcnn", ["--model", "harcnn"])]
-    for s in range(max(VALIDATION_SIZES) if validation else mr_seeds):
+            deep: tuple[str, ...] = DEEP, seed: int = 0) -> list[tuple[str, list[str]]]:
+    """(name, harkit train arguments) of every member, in the order they are run. ``seed``
+    > 0 gives every member other seeds (the deep ones ``train.seed=seed``, the MiniRocket
+    ones the next ``mr_seeds`` seeds after ``seed * mr_seeds - 1``): the same recipe, drawn
+    again."""
+    trained = ["--set", f"train.seed={seed}"] if seed else []
+    out: list[tuple[str, list[str]]] = [("harcnn", ["--model", "harcnn", *trained])]
+    for s in range(seed * mr_seeds, seed * mr_seeds + (max(VALIDATION_SIZES) if validation
+                                                       else mr_seeds)):
         # calibrated ridge heads: the fast recipe skips the temperature, an ensemble needs it
         out.append((f"minirocket-seed{s}", ["--config", FAST_MR, "--set", f"train.seed={s}",
                                             "--set", f"model.params.seed={s}",
@@ -57,7 +62,7 @@ def members(validation: bool, mr_seeds: int = MR_SEEDS, mrh: bool = MRH,
     if mrh:  # ridge alpha chosen by leave-one-out on its own training windows, calibrated
         out.append(("multirocket-hydra", ["--model", "multirocket-hydra", "--set",
                                           "train.refit=false", "--set", "data.n_val_subjects=1"]))
-    out += [(m, ["--model", m]) for m in deep]
+    out += [(m, ["--model", m, *trained]) for m in deep]
     if validation:  # one validation split for all: 4 subjects drawn with seed 0, no refit
         # (later overrides win, so train.seed=0 replaces each member's own split seed)
         fixed = ["--set", "train.refit=false", "--set", "data.n_val_subjects=4",
@@ -105,10 +110,10 @@ def shown(args: list[str]) -> str:
 
 def run(data_dir: str, root: Path, validation: bool, threads: int,
         shown_data_dir: str = "../shared/data", mr_seeds: int = MR_SEEDS,
-        mrh: bool = MRH, deep: tuple[str, ...] = DEEP) -> dict[str, Any]:
+        mrh: bool = MRH, deep: tuple[str, ...] = DEEP, seed: int = 0) -> dict[str, Any]:
     t_start = time.perf_counter()
     rows = []
-    for name, extra in members(validation, mr_seeds, mrh, deep):
+    for name, extra in members(validation, mr_seeds, mrh, deep, seed):
         if validation:  # trained in-process without ever scoring the test split
             rows.append(_validation_member(name, extra, data_dir, root, threads))
             continue
@@ -227,6 +232,9 @@ def main() -> None:
     ap.add_argument("--deep", nargs="*", default=list(DEEP), metavar="MODEL",
                     help="further deep members by harkit's default recipe (with --validation: "
                     "and the candidates that include them)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="draw every member's seeds again (test mode only): 1, 2, ... give "
+                    "the same recipe with other initialisations and kernels")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--run-root", help="keep the runs here (default: a temporary folder)")
     ap.add_argument("--no-append", action="store_true", help="do not append to BENCHMARKS.md")
@@ -236,11 +244,15 @@ def main() -> None:
         " --validation" if a.validation else "") + (
         f" --mr-seeds {a.mr_seeds}" if a.mr_seeds != MR_SEEDS and not a.validation else "") + (
         (" --mrh" if a.mrh else " --no-mrh") if a.mrh != MRH else "") + (
-        f" --deep {' '.join(a.deep)}" if tuple(a.deep) != DEEP else "")
+        f" --deep {' '.join(a.deep)}" if tuple(a.deep) != DEEP else "") + (
+        f" --seed {a.seed}" if a.seed else "")
+    if a.seed and a.validation:
+        ap.error("--seed applies to the test mode: the validation study fixes train.seed=0 "
+                 "for its split")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(a.run_root or tmp).resolve()
         res = run(data_dir, root, a.validation, a.threads, a.data_dir, a.mr_seeds, a.mrh,
-                  tuple(a.deep))
+                  tuple(a.deep), a.seed)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = REPO / "benchmarks" / "results" / f"uci_har_ensemble{'_val' if a.validation else ''}_{stamp}.json"
     out.write_text(json.dumps(res, indent=1))
