@@ -111,6 +111,11 @@ def test_members_with_their_own_data_settings(real_data_dir: Path, tmp_path: Pat
     ens = EnsemblePredictor.from_runs(runs, same_windows=False)
     with pytest.raises(ConfigError, match="predict_proba_views"):
         ens.predict_proba(np.zeros((2, 51, 24), dtype=np.float32))
+    with pytest.raises(ConfigError, match="one per member"):
+        ens.predict_proba_views([np.zeros((2, 51, 24), dtype=np.float32)])
+    with pytest.raises(ConfigError, match="different numbers of windows"):
+        ens.predict_proba_views([np.zeros((2, 51, 24), dtype=np.float32),
+                                 np.zeros((3, 24, 24), dtype=np.float32)])
     with pytest.raises(ConfigError, match="takes windows of 24"):
         EnsemblePredictor.from_runs(runs)
 
