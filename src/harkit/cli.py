@@ -487,7 +487,10 @@ def ensemble(
                                               "average their logarithms (product of "
                                               "experts)")] = "mean",
 ) -> None:
-    """Evaluate several runs together: their final models' class probabilities averaged."""
+    """Evaluate several runs together: their final models' class probabilities averaged.
+
+    Runs trained on other data settings (32 or 64 frames) each read the split their own way.
+    """
     _setup_logging(False)
     from harkit.api import evaluate_ensemble
 
