@@ -737,9 +737,9 @@ def evaluate_ensemble(run_dirs: list[str | Path], split: str = "test",
     if len(run_dirs) < 2:
         raise ConfigError("an ensemble needs at least two runs")
     runs = [RunDir.open(r) for r in run_dirs]
-    cfg = runs[0].config()
-    for r in runs[1:]:
-        other = r.config()
+    trained = [r.config() for r in runs]
+    cfg = trained[0]
+    for r, other in zip(runs[1:], trained[1:], strict=True):
         if (other.data.dataset, other.data.test_subjects) != (cfg.data.dataset,
                                                               cfg.data.test_subjects):
             raise ConfigError(f"{r.path}: trained on {other.data.dataset} with test subjects "
@@ -747,8 +747,8 @@ def evaluate_ensemble(run_dirs: list[str | Path], split: str = "test",
                               f"with {cfg.data.test_subjects}; an ensemble is scored on one split")
     # Each member's view of the split: its own data settings, the first run's split (its
     # validation subjects, and its seed, which picks them when they are not named).
-    cfgs = [replace(cfg, data=replace(r.config().data, val_subjects=cfg.data.val_subjects,
-                                      n_val_subjects=cfg.data.n_val_subjects)) for r in runs]
+    cfgs = [replace(cfg, data=replace(t.data, val_subjects=cfg.data.val_subjects,
+                                      n_val_subjects=cfg.data.n_val_subjects)) for t in trained]
     # channel order alone the ensemble handles itself; any other data setting is a view
     same = all(replace(c.data, channels=None) == replace(cfg.data, channels=None) for c in cfgs)
     ens = EnsemblePredictor.from_runs([r.path for r in runs], weights, combine,
