@@ -167,12 +167,10 @@ def _safe(spec: str) -> str:
 
 
 def _cli_model(spec: str) -> str:
-    """``harkit train`` options for a model spec: ``--model NAME`` and ``--set model.K=V``
-    (``--set K=V`` for a dotted key)."""
-    name, params = split_model(spec)
-    return f"--model {name}" + "".join(f" --set {k}={v}" if "." in k else
-                                       f" --set model.params.{k}={v}"
-                                       for k, v in params.items())
+    """``harkit train`` options for a model spec: ``--model NAME`` and a ``--set`` per
+    setting, as :func:`common.model_overrides` gives them."""
+    name, _ = split_model(spec)
+    return f"--model {name}" + "".join(f" --set {o}" for o in model_overrides(spec)[1:])
 
 
 if __name__ == "__main__":
