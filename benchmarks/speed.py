@@ -286,6 +286,7 @@ class Worker:
         med = self.row[f"latency_b{INFER_BATCH}"]["median_ms"] / 1000
         self.row["infer_windows_per_s"] = INFER_BATCH / med
         self.row["achieved_gflops"] = self.row["flops_per_window"] * INFER_BATCH / med / 1e9
+        self._inference_parallel(fast, xs[INFER_BATCH], reps[INFER_BATCH])
         self._inference_onnx(model)
         # bf16 weights, as `harkit predict --precision bf16` runs them (only where accurate)
         from harkit.inference.predictor import lower_precision
@@ -310,6 +311,29 @@ class Worker:
         med = self.row["latency_bf16"]["median_ms"] / 1000
         self.row["infer_bf16_windows_per_s"] = INFER_BATCH / med
         self.row["achieved_bf16_gflops"] = self.row["flops_per_window"] * INFER_BATCH / med / 1e9
+
+    def _inference_parallel(self, fast: Any, x: torch.Tensor, repeats: int) -> None:
+        """Batch 256 with the batch split across the cores, one intra-op thread per part, as
+        `harkit predict --parallel batch` (`Predictor(parallel="batch")`) runs it."""
+        from harkit.inference.parallel import enable
+
+        s = self.spec
+        par = enable(fast, s["threads"])
+        try:
+            with torch.inference_mode():
+                for _ in range(s["warmup"]):
+                    par(x)
+                samples = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    par(x)
+                    samples.append(time.perf_counter() - t0)
+        finally:
+            torch.set_num_threads(s["threads"])
+        self.row["latency_parallel"] = _stats(samples)
+        med = self.row["latency_parallel"]["median_ms"] / 1000
+        self.row["infer_parallel_windows_per_s"] = INFER_BATCH / med
+        self.row["achieved_parallel_gflops"] = self.row["flops_per_window"] * INFER_BATCH / med / 1e9
 
     def _inference_onnx(self, model: torch.nn.Module) -> None:
         """Batch-256 windows/s of the model exported to ONNX and run by ONNX Runtime with the
@@ -527,12 +551,15 @@ def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool) -> list[st
               "bfloat16 copy as `--precision bf16` runs it; ONNX Runtime: the model exported "
               "with `harkit export --format onnx`, fp32, same threads, batch "
               f"{INFER_BATCH}; export: the seconds `export_model` took, its ONNX Runtime "
-              "parity check included):", "",
+              "parity check included; batch-parallel: the same fp32 trace with the batch split "
+              "across the threads, one intra-op thread per part, as `harkit predict "
+              "--parallel batch` runs it):", "",
               "| dataset | model | MFLOP/window | batch 1 median / p99 | "
               f"batch {INFER_BATCH} median / p99 | windows/s | GFLOP/s | % of fp32 peak | "
+              "batch-parallel windows/s (% of fp32 peak) | "
               "bf16 windows/s (GFLOP/s) | ONNX Runtime windows/s (% of fp32 peak), export | "
               "worker peak RSS (MiB) |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         b1, bn = r.get("latency_b1"), r.get(f"latency_b{INFER_BATCH}")
         if b1 is None or bn is None:
@@ -543,6 +570,8 @@ def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool) -> list[st
             f"| {b1['median_ms']:.2f} / {b1['p99_ms']:.2f} ms "
             f"| {bn['median_ms']:.1f} / {bn['p99_ms']:.1f} ms "
             f"| {r['infer_windows_per_s']:,.0f} | {gf:.1f} | {100 * gf / fp32_peak:.1f}% "
+            f"| {_f(r, 'infer_parallel_windows_per_s', ',.0f')} "
+            f"({_f(r, 'achieved_parallel_gflops', '.1f', 100 / fp32_peak)}%) "
             f"| {_f(r, 'infer_bf16_windows_per_s', ',.0f')} "
             f"({_f(r, 'achieved_bf16_gflops', '.1f')}) "
             f"| {_f(r, 'infer_onnx_windows_per_s', ',.0f')} "

@@ -519,6 +519,11 @@ def predict(
         help="inference arithmetic: fp32, bf16 (fast on CPUs with AVX512-BF16/AMX) or int8 "
              "(dynamic quantisation); a lower precision is used only if it keeps the "
              "probabilities within 0.02 of fp32")] = "fp32",
+    parallel: Annotated[str, typer.Option(
+        help="how a batch uses the cores (PyTorch models): off (torch's threads inside each "
+             "kernel), batch (the batch split across cores, one thread each: faster for "
+             "recurrent models) or auto (both timed on the model at load, the faster kept)")
+                        ] = "off",
 ) -> None:
     """Predict one activity (with confidence) per window of a CSV of raw samples (an exported
     .onnx model runs in ONNX Runtime without importing torch)."""
@@ -526,8 +531,13 @@ def predict(
     from harkit.inference import load_predictor
 
     t0 = time.perf_counter()
-    pred = load_predictor(run, precision=precision)
+    pred = load_predictor(run, precision=precision, parallel=parallel)
     t1 = time.perf_counter()
+    if parallel == "auto":
+        timed = getattr(pred, "parallel_timings", {})
+        err.print(f"parallel: {getattr(pred, 'parallel', 'off')}" + (
+            f" (batch of {pred.batch_size}: off {timed['off'] * 1e3:.1f} ms, batch "
+            f"{timed['batch'] * 1e3:.1f} ms)" if timed else " (one thread: nothing to split)"))
     rows = pred.predict_csv(file, hop=hop)
     t2 = time.perf_counter()
     if output is not None:

@@ -29,11 +29,12 @@ __all__ = ["EnsemblePredictor", "OnnxPredictor", "Predictor", "StreamEvent",
 
 
 def load_predictor(path: str | Path, which: str | None = None,
-                   precision: str = "fp32") -> Predictor | OnnxPredictor:
+                   precision: str = "fp32", parallel: str = "off") -> Predictor | OnnxPredictor:
     """The predictor for ``path``: an exported ``.onnx`` model runs in ONNX Runtime (torch is
     never imported); a ``.pt`` checkpoint or a run directory (its ``which`` model: final, best
     or last) runs in PyTorch, with ``precision`` fp32, bf16 or int8 (dynamic quantisation).
-    Both apply the preprocessing stored with the model."""
+    Both apply the preprocessing stored with the model. ``parallel`` (PyTorch models): off,
+    batch or auto, how a batch uses the cores (see :mod:`harkit.inference.parallel`)."""
     p = Path(path)
     if p.suffix == ".onnx":
         from harkit.errors import ConfigError
@@ -42,12 +43,15 @@ def load_predictor(path: str | Path, which: str | None = None,
         if precision != "fp32":
             raise ConfigError(f"{p}: precision={precision} applies to PyTorch models; an "
                               ".onnx model runs as exported")
+        if parallel != "off":
+            raise ConfigError(f"{p}: parallel={parallel} applies to PyTorch models; ONNX "
+                              "Runtime schedules its own threads")
         return OnnxPredictor(p)
     from harkit.inference.predictor import Predictor
 
     if p.is_file():
-        return Predictor.from_checkpoint(p, precision)
-    return Predictor.from_run(p, which, precision)
+        return Predictor.from_checkpoint(p, precision, parallel)
+    return Predictor.from_run(p, which, precision, parallel)
 
 
 def __getattr__(name: str) -> Any:

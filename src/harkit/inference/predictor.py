@@ -119,7 +119,8 @@ class Predictor(WindowPredictorMixin):
     """
 
     def __init__(self, model: HarModel, normalizer: Normalizer, preprocessing: dict[str, Any],
-                 batch_size: int = 256, optimize: bool = True, precision: str = "fp32") -> None:
+                 batch_size: int = 256, optimize: bool = True, precision: str = "fp32",
+                 parallel: str = "off") -> None:
         self.model = model.eval()
         self.normalizer = normalizer
         self.preprocessing = preprocessing
@@ -151,22 +152,44 @@ class Predictor(WindowPredictorMixin):
                                    generator=torch.Generator().manual_seed(0))
                 for _ in range(4):
                     self._forward(warm)
+        # How a batch uses the cores (see harkit.inference.parallel): "off" (torch's threads
+        # inside each kernel) or "batch" (the batch split across cores), as asked or, for
+        # "auto", as timed on the full batch shape here.
+        self.parallel = "off"
+        self.parallel_timings: dict[str, float] = {}
+        if parallel != "off":
+            from harkit.inference.parallel import choose_parallel
+
+            example = torch.randn(batch_size, self.window_len, len(self.channels),
+                                  generator=torch.Generator().manual_seed(0))
+            self._forward, self.parallel, self.parallel_timings = choose_parallel(
+                self._forward, example, parallel)
+            if self.parallel == "batch":
+                with torch.inference_mode():
+                    for _ in range(4):  # the parts' shape, as above for the full batch
+                        self._forward(example)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, precision: str = "fp32") -> Predictor:
+    def from_checkpoint(cls, path: str | Path, precision: str = "fp32",
+                        parallel: str = "off") -> Predictor:
         model, pre = model_from_checkpoint(path)
-        return cls(model, normalizer_from_state(pre["normalizer"]), pre, precision=precision)
+        return cls(model, normalizer_from_state(pre["normalizer"]), pre, precision=precision,
+                   parallel=parallel)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, which: str | None = None,
-                 precision: str = "fp32") -> Predictor:
+                 precision: str = "fp32", parallel: str = "off") -> Predictor:
         """Load a run's model: by default its final one (the one its test metrics describe);
         ``which`` = ``final``, ``best`` or ``last`` to choose; ``precision`` = ``fp32``,
-        ``bf16`` or ``int8`` for the inference arithmetic (see :func:`lower_precision`)."""
+        ``bf16`` or ``int8`` for the inference arithmetic (see :func:`lower_precision`);
+        ``parallel`` = ``off``, ``batch`` or ``auto`` for how a batch uses the cores (see
+        :mod:`harkit.inference.parallel`; ``batch`` and ``auto`` may set the process's torch
+        intra-op threads to 1)."""
         from harkit.runs import RunDir
 
         run = RunDir.open(run_dir)
-        return cls.from_checkpoint(run.model_checkpoint(run.config(), which), precision)
+        return cls.from_checkpoint(run.model_checkpoint(run.config(), which), precision,
+                                   parallel)
 
     def _check(self, X: np.ndarray) -> np.ndarray:
         return check_windows(X, self.window_len, self.channels)
