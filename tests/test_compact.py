@@ -109,3 +109,18 @@ def test_temporal_attention_gamma_is_trainable_and_starts_at_zero() -> None:
 def test_tinyhar_rejects_invalid_hyperparameters(bad: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         create_model("tinyhar", 6, 6, 128, **bad)
+
+
+def test_softmax_last_equals_torch_softmax() -> None:
+    """TinyHAR's written-out softmax gives torch's values and gradients, large inputs too."""
+    from harkit.models.tinyhar import softmax_last
+
+    x = torch.randn(64, 9, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for scale in (1.0, 1e3):  # 1e3: exp would overflow without the max subtracted
+        torch.testing.assert_close(softmax_last(x * scale), torch.softmax(x * scale, dim=-1))
+    a = x.clone().requires_grad_()
+    b = x.clone().requires_grad_()
+    w = torch.randn_like(x)
+    (softmax_last(a) * w).sum().backward()
+    (torch.softmax(b, dim=-1) * w).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad)

@@ -24,6 +24,18 @@ from harkit.models import MODELS
 from harkit.models.base import HarModel, init_recurrent
 
 
+def softmax_last(x: torch.Tensor) -> torch.Tensor:
+    """``torch.softmax(x, dim=-1)`` written out (``exp(x - max) / sum``), for a short last axis.
+
+    PyTorch's CPU softmax kernel vectorises along the softmax axis; for the 9 x 9 attention
+    maps of 2,048 channel-token sets per UCI HAR batch (9 values per row) it took 1.45 ms
+    where these four element-wise kernels take 0.20 ms (2 threads, this Xeon). Same values
+    within 2e-7, same gradients, exports to ONNX as the same four ops.
+    """
+    e = (x - x.amax(dim=-1, keepdim=True)).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
 class ChannelSelfAttention(nn.Module):
     """One post-norm transformer encoder block over a set of tokens: ``(N, L, D) -> (N, L, D)``.
 
@@ -43,7 +55,7 @@ class ChannelSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # (N, L, D) each
-        weights = torch.softmax(q @ k.transpose(1, 2) * self.scale, dim=-1)  # (N, L, L)
+        weights = softmax_last(q @ k.transpose(1, 2) * self.scale)  # (N, L, L)
         x = self.norm1(x + self.drop(self.proj(weights @ v)))  # (N, L, D)
         return self.norm2(x + self.drop(self.ffn(x)))  # (N, L, D)
 
