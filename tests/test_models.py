@@ -133,3 +133,29 @@ def test_inference_fast_path_matches_eager(name: str) -> None:
         torch.testing.assert_close(fast(x), m(x), rtol=1e-4, atol=1e-5)
     if name == "harcnn":
         assert isinstance(fast, torch.jit.ScriptModule)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+@pytest.mark.parametrize(("layers", "window", "batch"), [(1, 37, 5), (2, 128, 7), (3, 20, 1),
+                                                         (2, 16, 2)])
+def test_gru_inference_module_gives_the_models_logits(layers: int, window: int,
+                                                      batch: int) -> None:
+    """The GRU's wavefront inference forward (scripted, as harkit predict runs it) equals the
+    trained model in eval mode: any depth, windows that are not a multiple of its time chunk,
+    batch 1 (PyTorch's GRU path) and larger batches (the wavefront)."""
+    from harkit.inference.predictor import optimize_for_inference
+    from harkit.models.recurrent import GRUInference
+
+    torch.manual_seed(layers)
+    model = create_model("gru", 5, 4, window, hidden=12, layers=layers).eval()
+    with torch.no_grad():  # trained-looking weights, not the recurrent init
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(batch, window, 5)
+    fast = optimize_for_inference(model, window, 5)
+    assert isinstance(fast, torch.jit.ScriptModule)
+    for fwd in (fast, torch.jit.script(GRUInference(model.rnn, model.head, chunk=7))):
+        with torch.inference_mode():
+            torch.testing.assert_close(fwd(x), model(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="unidirectional"):
+        GRUInference(torch.nn.GRU(5, 4, bidirectional=True, batch_first=True), model.head)
