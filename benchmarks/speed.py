@@ -507,18 +507,36 @@ def _f(row: dict[str, Any], key: str, spec: str, scale: float = 1.0) -> str:
     return "-" if v is None else format(v * scale, spec)
 
 
-def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool) -> list[str]:
+def five_x_needs(row: dict[str, Any], fp32_peak: float, bf16_peak: float | None) -> str:
+    """What 5x the reference's training throughput would take: its achieved GFLOP/s (a
+    training step's FLOPs taken as 3x the forward's: the backward pass computes the gradients
+    of both the inputs and the weights, each about one forward), times 5, as a share of the
+    machine's fp32 (and bf16) matmul peak. Over 100 % of the fp32 peak means no fp32 kernel
+    can reach 5x the reference on this machine."""
+    ref, flops = row.get("train_reference_windows_per_s"), row.get("flops_per_window")
+    if not ref or not flops:
+        return "-"
+    need = 5 * ref * 3 * flops / 1e9
+    bf16 = f", {100 * need / bf16_peak:.0f}% of bf16" if bf16_peak else ""
+    return f"{need:,.0f} ({100 * need / fp32_peak:.0f}% of fp32{bf16})"
+
+
+def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool,
+           bf16_peak: float | None = None) -> list[str]:
     """Markdown tables: training, then inference and memory."""
     lines = ["", "Training (windows/s, median round; matched = the reference's optimisation; "
-             "recipe = harkit train defaults):", "",
+             "recipe = harkit train defaults; 5x needs: 5 x the reference's achieved GFLOP/s, "
+             "a step's FLOPs taken as 3 x the forward's, against the measured matmul peaks):",
+             "",
              "| dataset | model | params | harkit matched | reference | harkit / reference | "
-             "harkit bf16 (/ reference) | harkit recipe | ΔRSS harkit / reference (MiB) | "
+             "harkit bf16 (/ reference) | harkit recipe | 5x the reference needs GFLOP/s (% of "
+             "peak) | ΔRSS harkit / reference (MiB) | "
              "time to 95% of final val F1 | final val F1 (last of epochs run) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "error" in r and "parameters" not in r:
             lines.append(f"| {r['dataset']} | {r['model']} | failed: {r['error']} "
-                         "| | | | | | | |")
+                         "| | | | | | | | |")
             continue
         f1 = r.get("f1_run")
         t95 = ("not run (--quick)" if quick else "-") if f1 is None else (
@@ -529,7 +547,8 @@ def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool) -> list[st
             lines.append(
                 f"| {r['dataset']} | {r['model']} | {r['parameters']:,} | closed-form fit "
                 f"{_f(r, 'fit_seconds', '.1f')} s ({_f(r, 'train_fit_windows_per_s', ',.0f')} "
-                f"win/s) | n/a | n/a | n/a | n/a | {_f(r, 'train_fit_rss_increase_mb', ',.0f')} / - "
+                f"win/s) | n/a | n/a | n/a | n/a | n/a "
+                f"| {_f(r, 'train_fit_rss_increase_mb', ',.0f')} / - "
                 f"| {t95} | {final} |")
         else:
             lines.append(
@@ -540,11 +559,12 @@ def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool) -> list[st
                 f"| {_f(r, 'train_bf16_windows_per_s', ',.0f')} "
                 f"({_f(r, 'train_bf16_vs_reference', '.2f')}x) "
                 f"| {_f(r, 'train_recipe_windows_per_s', ',.0f')} "
+                f"| {five_x_needs(r, fp32_peak, bf16_peak)} "
                 f"| {_f(r, 'train_harkit_rss_increase_mb', ',.0f')} / "
                 f"{_f(r, 'train_reference_rss_increase_mb', ',.0f')} | {t95} | {final} |")
         if "error" in r:
             lines.append(f"| {r['dataset']} | {r['model']} | later phase failed: {r['error']} "
-                         "| | | | | | | |")
+                         "| | | | | | | | |")
     lines += ["", "Inference (fp32 as `harkit predict` runs it: a frozen TorchScript trace where "
               "it reproduces the eager logits, else eager; inference_mode; "
               f"batch {INFER_BATCH} windows/s and GFLOP/s from its median; bf16: the model's "
@@ -720,7 +740,8 @@ def main(argv: list[str] | None = None) -> int:
         "whole peak (interpreter, torch, dataset, model); ΔRSS is the largest peak increase "
         "over the RSS at the start of a timed round (kernel high-water mark reset per round).",
         f"- raw results: `{out.relative_to(REPO)}`",
-        *tables(rows, fp32, args.quick), *peer_lines(peers, args.batch_size), ""]
+        *tables(rows, fp32, args.quick, max(peaks["bf16"], peaks_end["bf16"])),
+        *peer_lines(peers, args.batch_size), ""]
     text = "\n".join(lines)
     if args.no_append:
         print(text)
