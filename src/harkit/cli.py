@@ -778,6 +778,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 user error or usage error)."""
     global _ARGV
     _ARGV = list(argv) if argv is not None else sys.argv[1:]
+    if os.environ.get("HARKIT_RETAIN_MEMORY", "1") != "0":
+        from harkit.malloc import retain_freed_memory
+
+        retain_freed_memory()  # per-batch buffers stay mapped: no page faults every batch
     try:
         # standalone mode: Typer reports usage errors itself and exits with their status.
         app(args=argv, prog_name="harkit")

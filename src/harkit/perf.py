@@ -235,3 +235,4 @@ def track_peak_rss() -> Iterator[MemoryPeak]:
 
 __all__ = ["MemoryPeak", "count_flops", "flops_per_window", "matmul_peak_gflops",
            "peak_rss_mb", "recurrent_flops", "track_peak_rss"]
+
