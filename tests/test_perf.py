@@ -141,3 +141,24 @@ def test_retain_freed_memory_without_glibc(monkeypatch: pytest.MonkeyPatch) -> N
     assert malloc.retain_freed_memory() is False
     monkeypatch.setattr(sys, "platform", "darwin")
     assert malloc.retain_freed_memory() is False
+
+
+def test_harkit_command_retains_memory_unless_told_not_to(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """The ``harkit`` console script (not ``main``, which tests call in-process) applies
+    the allocator setting before running the command."""
+    import harkit.cli as cli
+    import harkit.malloc as malloc
+
+    calls: list[str] = []
+    monkeypatch.setattr(malloc, "retain_freed_memory", lambda: calls.append("retain") or True)
+    monkeypatch.setattr(cli, "main", lambda: calls.append("main") or 3)
+    monkeypatch.delenv("HARKIT_RETAIN_MEMORY", raising=False)
+    with pytest.raises(SystemExit) as e:
+        cli.console_main()
+    assert e.value.code == 3 and calls == ["retain", "main"]
+    calls.clear()
+    monkeypatch.setenv("HARKIT_RETAIN_MEMORY", "0")
+    with pytest.raises(SystemExit):
+        cli.console_main()
+    assert calls == ["main"]

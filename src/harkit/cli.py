@@ -778,10 +778,6 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 user error or usage error)."""
     global _ARGV
     _ARGV = list(argv) if argv is not None else sys.argv[1:]
-    if os.environ.get("HARKIT_RETAIN_MEMORY", "1") != "0":
-        from harkit.malloc import retain_freed_memory
-
-        retain_freed_memory()  # per-batch buffers stay mapped: no page faults every batch
     try:
         # standalone mode: Typer reports usage errors itself and exits with their status.
         app(args=argv, prog_name="harkit")
@@ -801,5 +797,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def console_main() -> None:
+    """The ``harkit`` command: :func:`main` in a process of its own, which first keeps freed
+    memory for reuse (see :mod:`harkit.malloc`; ``HARKIT_RETAIN_MEMORY=0`` turns that off).
+    The allocator setting is process-wide, so it is made here and not in :func:`main`, which
+    tests and embedding programs call in their own processes."""
+    if os.environ.get("HARKIT_RETAIN_MEMORY", "1") != "0":
+        from harkit.malloc import retain_freed_memory
+
+        retain_freed_memory()  # per-batch buffers stay mapped: no page faults every batch
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()

@@ -27,8 +27,9 @@ def retain_freed_memory(trim_mb: int = 1024) -> bool:
     ms and trained a batch-64 step ~13 % faster; models whose activations are small (TinyHAR,
     the GRU) are unaffected. The cost: up to ``trim_mb`` of freed memory stays resident.
 
-    Process-wide and idempotent; ``harkit``'s CLI calls it at start-up (``HARKIT_RETAIN_MEMORY=0``
-    turns that off). Returns whether it took effect (False off glibc, e.g. on macOS or musl).
+    Process-wide and idempotent; the ``harkit`` command calls it at start-up
+    (``HARKIT_RETAIN_MEMORY=0`` turns that off). Returns whether it took effect (False off
+    glibc, e.g. on macOS or musl).
     """
     global _retained
     if _retained:
