@@ -23,9 +23,9 @@ def retain_freed_memory(trim_mb: int = 1024) -> bool:
     batch then touches new pages: the kernel faults and zeroes each 4 KiB again. Raising the
     mmap threshold to its maximum (32 MiB) and the trim threshold to ``trim_mb`` makes those
     pages stay with the process, as jemalloc or tcmalloc would keep them. On the 2-core Xeon of
-    BENCHMARKS.md, in a fresh process, harcnn predicted 256 windows in ~24 ms instead of ~40
-    ms and trained a batch-64 step ~13 % faster; models whose activations are small (TinyHAR,
-    the GRU) are unaffected. The cost: up to ``trim_mb`` of freed memory stays resident.
+    BENCHMARKS.md, in fresh processes (`benchmarks/malloc.py`), harcnn predicted 256 windows
+    in 24 ms instead of 39 ms, the GRU 1.25x and the LSTM 1.16x faster; training steps moved
+    by 0.96-1.10x. The cost: up to ``trim_mb`` of freed memory stays resident.
 
     Process-wide and idempotent; the ``harkit`` command calls it at start-up
     (``HARKIT_RETAIN_MEMORY=0`` turns that off). Returns whether it took effect (False off

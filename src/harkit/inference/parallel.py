@@ -5,9 +5,10 @@ PyTorch parallelises *inside* each kernel by default. For the small kernels of H
 values) the per-kernel synchronisation of that scheme costs a large share of every step.
 Splitting the batch instead (one part per core, each part run by its own thread with one
 intra-op thread) keeps each core on its own part for the whole forward pass. On the 2-core
-Xeon of BENCHMARKS.md this is what lifts the GRU from ~25 % to over 40 % of the fp32 matmul
-peak; models whose kernels already scale (TinyHAR's convolutions) gain nothing, which is why
-``mode="auto"`` times both schemes on the real batch shape and keeps the faster.
+Xeon of BENCHMARKS.md (speed suite 2026-11-24 02:01) it lifts the GRU from 39-41 % to 53-56 %
+of the fp32 matmul peak and DeepConvLSTM from 38-43 % to 58-59 %; models whose kernels
+already scale (harcnn, TinyHAR) gain nothing, which is why ``mode="auto"`` times both schemes
+on the real batch shape and keeps the faster.
 
 The intra-op thread count is a process-wide torch setting: enabling batch-parallel mode sets
 it to 1 (``torch.set_num_threads(1)``) for the process, and the worker threads take over the

@@ -28,9 +28,10 @@ def softmax_last(x: torch.Tensor) -> torch.Tensor:
     """``torch.softmax(x, dim=-1)`` written out (``exp(x - max) / sum``), for a short last axis.
 
     PyTorch's CPU softmax kernel vectorises along the softmax axis; for the 9 x 9 attention
-    maps of 2,048 channel-token sets per UCI HAR batch (9 values per row) it took 1.45 ms
-    where these four element-wise kernels take 0.20 ms (2 threads, this Xeon). Same values
-    within 2e-7, same gradients, exports to ONNX as the same four ops.
+    maps of 2,048 channel-token sets per UCI HAR batch (9 values per row) it took 1.39 ms
+    where these four element-wise kernels take 0.21 ms (2 threads, the Xeon of BENCHMARKS.md,
+    `benchmarks/inference_paths.py`). Same values within float rounding, same gradients;
+    exports to ONNX as the same four ops.
     """
     e = (x - x.amax(dim=-1, keepdim=True)).exp()
     return e / e.sum(dim=-1, keepdim=True)
