@@ -227,7 +227,10 @@ class Worker:
         ReferenceTrainer(ref_model, Xn[:w], yn[:w], bs).train_epoch()  # warm-up
         ref = ReferenceTrainer(ref_model, Xn[:n], yn[:n], bs)
         contenders: dict[str, Callable[[], int]] = {
-            "harkit": run_matched, "reference": lambda: ref.train_epoch()[0]}
+            "harkit": run_matched, "reference": lambda: ref.train_epoch()[0],
+            # the reference's per-sample data path alone (its loader, no model): the most
+            # that removing it could save is its share of the reference's time
+            "refdata": lambda: sum(len(yb) for _, yb in ref.loader)}
         if run_bf16 is not None:  # the same optimisation, bfloat16 autocast
             contenders["bf16"] = run_bf16
         if not s["no_recipe"]:
@@ -235,6 +238,7 @@ class Worker:
         self.row["train_round_windows"] = n
         self._timed_rounds(contenders, s["rounds"])
         ref_rate = self.row["train_reference_windows_per_s"]
+        self.row["train_reference_data_share"] = ref_rate / self.row["train_refdata_windows_per_s"]
         self.row["train_harkit_vs_reference"] = self.row["train_harkit_windows_per_s"] / ref_rate
         if run_bf16 is not None:
             self.row["train_bf16_vs_reference"] = self.row["train_bf16_windows_per_s"] / ref_rate
@@ -525,18 +529,21 @@ def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool,
            bf16_peak: float | None = None) -> list[str]:
     """Markdown tables: training, then inference and memory."""
     lines = ["", "Training (windows/s, median round; matched = the reference's optimisation; "
-             "recipe = harkit train defaults; 5x needs: 5 x the reference's achieved GFLOP/s, "
+             "recipe = harkit train defaults; data path alone: the reference's DataLoader "
+             "iterated without a model, and the share of the reference's time that it is, the "
+             "most a faster data path could save; 5x needs: 5 x the reference's achieved GFLOP/s, "
              "a step's FLOPs taken as 3 x the forward's, against the measured matmul peaks):",
              "",
              "| dataset | model | params | harkit matched | reference | harkit / reference | "
-             "harkit bf16 (/ reference) | harkit recipe | 5x the reference needs GFLOP/s (% of "
+             "harkit bf16 (/ reference) | harkit recipe | reference's data path alone (share of "
+             "its time) | 5x the reference needs GFLOP/s (% of "
              "peak) | ΔRSS harkit / reference (MiB) | "
              "time to 95% of final val F1 | final val F1 (last of epochs run) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "error" in r and "parameters" not in r:
             lines.append(f"| {r['dataset']} | {r['model']} | failed: {r['error']} "
-                         "| | | | | | | | |")
+                         "| | | | | | | | | |")
             continue
         f1 = r.get("f1_run")
         t95 = ("not run (--quick)" if quick else "-") if f1 is None else (
@@ -547,7 +554,7 @@ def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool,
             lines.append(
                 f"| {r['dataset']} | {r['model']} | {r['parameters']:,} | closed-form fit "
                 f"{_f(r, 'fit_seconds', '.1f')} s ({_f(r, 'train_fit_windows_per_s', ',.0f')} "
-                f"win/s) | n/a | n/a | n/a | n/a | n/a "
+                f"win/s) | n/a | n/a | n/a | n/a | n/a | n/a "
                 f"| {_f(r, 'train_fit_rss_increase_mb', ',.0f')} / - "
                 f"| {t95} | {final} |")
         else:
@@ -559,12 +566,14 @@ def tables(rows: list[dict[str, Any]], fp32_peak: float, quick: bool,
                 f"| {_f(r, 'train_bf16_windows_per_s', ',.0f')} "
                 f"({_f(r, 'train_bf16_vs_reference', '.2f')}x) "
                 f"| {_f(r, 'train_recipe_windows_per_s', ',.0f')} "
+                f"| {_f(r, 'train_refdata_windows_per_s', ',.0f')} "
+                f"({_f(r, 'train_reference_data_share', '.1%')}) "
                 f"| {five_x_needs(r, fp32_peak, bf16_peak)} "
                 f"| {_f(r, 'train_harkit_rss_increase_mb', ',.0f')} / "
                 f"{_f(r, 'train_reference_rss_increase_mb', ',.0f')} | {t95} | {final} |")
         if "error" in r:
             lines.append(f"| {r['dataset']} | {r['model']} | later phase failed: {r['error']} "
-                         "| | | | | | | | |")
+                         "| | | | | | | | | |")
     lines += ["", "Inference (fp32 as `harkit predict` runs it: a frozen TorchScript trace where "
               "it reproduces the eager logits, else eager; inference_mode; "
               f"batch {INFER_BATCH} windows/s and GFLOP/s from its median; bf16: the model's "
