@@ -60,6 +60,9 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="overrides for every run")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--validation-only", action="store_true",
+                    help="score the candidates on the folds and stop: nothing is trained by "
+                         "the standard protocol and the test split is not touched")
     a = ap.parse_args()
     for e in a.ensembles:
         unknown = [m for m in split_ensemble(e) if m not in a.models]
@@ -104,23 +107,25 @@ def main() -> None:
         chosen = max(means, key=lambda m: means[m])  # the first listed wins a tie
         res["mean_val_macro_f1"] = means
         res["chosen"] = chosen
+        res["test"] = None
         # the chosen candidate by the dataset's standard protocol, tested once
         finals = []
-        members = split_ensemble(chosen)
+        members = [] if a.validation_only else split_ensemble(chosen)
         for m in members:
             r = harkit.train(overrides=[*common, *model_overrides(m), f"run_root={tmp}",
                                         f"name={_safe(m)}-final"], progress=False,
                              evaluate_test=len(members) == 1)
             finals.append(r.run_dir)
-        val_subjects = harkit.runs.RunDir(finals[0]).config().data.val_subjects
-        if len(members) > 1:
-            test = evaluate_ensemble(finals, split="test", combine=a.combine)
-        else:
-            assert r.test is not None
-            test = r.test
-        res["test"] = {"model": chosen, "accuracy": test.accuracy,
-                       "macro_f1": test.macro_f1, "windows": test.n_windows,
-                       "val_subjects": val_subjects}
+        if members:
+            val_subjects = harkit.runs.RunDir(finals[0]).config().data.val_subjects
+            if len(members) > 1:
+                test = evaluate_ensemble(finals, split="test", combine=a.combine)
+            else:
+                assert r.test is not None
+                test = r.test
+            res["test"] = {"model": chosen, "accuracy": test.accuracy,
+                           "macro_f1": test.macro_f1, "windows": test.n_windows,
+                           "val_subjects": val_subjects}
     print(json.dumps({k: res[k] for k in ("mean_val_macro_f1", "chosen", "test")}, indent=1))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = REPO / "benchmarks" / "results" / f"select_loso_{a.dataset}_{stamp}.json"
@@ -132,15 +137,19 @@ def main() -> None:
     ens_args = (f" --ensembles {' '.join(map(shlex.quote, a.ensembles))}"
                 + (f" --combine {a.combine}" if a.combine != "mean" else "")
                 if a.ensembles else "")
-    lines = [f"\n## {a.dataset}: model chosen by leave-one-subject-out over the training "
-             f"subjects — {when}\n",
+    only = " --validation-only" if a.validation_only else ""
+    lines = [f"\n## {a.dataset}: "
+             + ("candidates scored" if only else "model chosen")
+             + f" by leave-one-subject-out over the training subjects — {when}\n",
              f"- command: `python benchmarks/select_loso.py --data-dir ../shared/data --dataset "
-             f"{a.dataset} --models {' '.join(map(shlex.quote, a.models))}{ens_args}{sets}`",
+             f"{a.dataset} --models {' '.join(map(shlex.quote, a.models))}{ens_args}{sets}"
+             f"{only}`",
              f"- machine: {machine(f'{a.threads} torch threads')}",
              f"- raw: `benchmarks/results/{out.name}`",
              f"- folds: each of the {len(subjects)} training subjects {subjects} in turn is the "
-             "validation subject (no refit, no test evaluation); the test split is scored once, "
-             "for the chosen model only\n",
+             "validation subject (no refit, no test evaluation); "
+             + ("validation only: the test split was not touched\n" if only else
+                "the test split is scored once, for the chosen model only\n"),
              "| model | " + " | ".join(f"val subject {s}" for s in subjects)
              + " | mean val macro F1 |",
              "| --- | " + " | ".join("---" for _ in subjects) + " | --- |"]
@@ -149,6 +158,11 @@ def main() -> None:
         lines.append(f"| {m} | " + " | ".join(f"{f['val_macro_f1']:.3f}" for f in folds)
                      + f" | {mean} |")
     t = res["test"]
+    if t is None:
+        lines.append(f"\nBest on the folds: **{chosen}** (not trained by the standard protocol, "
+                     "not tested).\n")
+        append_section("\n".join(lines))
+        return
     cmds = [f"`harkit train --dataset {a.dataset} {_cli_model(m)}{sets}`"
             for m in split_ensemble(chosen)]
     how = (cmds[0] if len(cmds) == 1
