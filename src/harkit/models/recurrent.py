@@ -76,7 +76,7 @@ class GRUInference(nn.Module):
     them in eval mode, with fewer and larger kernels than PyTorch's CPU GRU.
 
     PyTorch's CPU GRU runs every layer over the whole sequence in turn: it projects all
-    inputs at once (a ``(T*B, 3H)`` tensor of 25 MB for 256 UCI HAR windows, written to fresh
+    inputs at once (a ``(T*B, 3H)`` tensor of 50 MB for 256 UCI HAR windows, written to fresh
     pages on every call), then per step one product and six element-wise kernels on strided
     slices, and stacks every output. Here the layers advance together step by step (the
     wavefront), only the first layer's input projection is batched (over ``chunk`` steps, so
@@ -85,8 +85,8 @@ class GRUInference(nn.Module):
     sequence is kept. The arithmetic is the GRU's (Cho et al. 2014, PyTorch's gate order
     r, z, n): ``r, z = sigmoid(W_i[rz] x + W_h[rz] h + b)``, ``n = tanh(W_in x + b_in + r *
     (W_hn h + b_hn))``, ``h' = n + z * (h - n)``, equal to ``nn.GRU`` within float rounding.
-    On 2 threads of the Xeon in BENCHMARKS.md it runs 256 UCI HAR windows in ~64 ms where
-    the traced ``nn.GRU`` takes ~100 ms.
+    On 2 threads of the Xeon in BENCHMARKS.md it ran 256 UCI HAR windows in 65 ms where the
+    traced ``nn.GRU`` took 104 ms (`benchmarks/inference_paths.py`).
     """
 
     def __init__(self, rnn: nn.GRU, head: nn.Linear, chunk: int = 16,
