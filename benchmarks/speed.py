@@ -290,7 +290,7 @@ class Worker:
         med = self.row[f"latency_b{INFER_BATCH}"]["median_ms"] / 1000
         self.row["infer_windows_per_s"] = INFER_BATCH / med
         self.row["achieved_gflops"] = self.row["flops_per_window"] * INFER_BATCH / med / 1e9
-        self._inference_parallel(fast, xs[INFER_BATCH], reps[INFER_BATCH])
+        self._inference_parallel(fast, xs[INFER_BATCH])
         self._inference_onnx(model)
         # bf16 weights, as `harkit predict --precision bf16` runs them (only where accurate)
         from harkit.inference.predictor import lower_precision
@@ -303,41 +303,35 @@ class Worker:
         if why:
             self.row["infer_bf16_skipped"] = why
             return
+        self._batch_rate("bf16", lambda: low(x))
+
+    def _batch_rate(self, key: str, call: Callable[[], object]) -> None:
+        """Time ``call`` (one batch of INFER_BATCH windows) after the warm-up calls; store
+        ``latency_<key>``, ``infer_<key>_windows_per_s`` and ``achieved_<key>_gflops``."""
+        s = self.spec
         with torch.inference_mode():
             for _ in range(s["warmup"]):
-                low(x)
+                call()
             samples = []
-            for _ in range(reps[INFER_BATCH]):
+            for _ in range(max(s["latency_repeats"] // 5, 5)):
                 t0 = time.perf_counter()
-                low(x)
+                call()
                 samples.append(time.perf_counter() - t0)
-        self.row["latency_bf16"] = _stats(samples)
-        med = self.row["latency_bf16"]["median_ms"] / 1000
-        self.row["infer_bf16_windows_per_s"] = INFER_BATCH / med
-        self.row["achieved_bf16_gflops"] = self.row["flops_per_window"] * INFER_BATCH / med / 1e9
+        self.row[f"latency_{key}"] = _stats(samples)
+        med = self.row[f"latency_{key}"]["median_ms"] / 1000
+        self.row[f"infer_{key}_windows_per_s"] = INFER_BATCH / med
+        self.row[f"achieved_{key}_gflops"] = self.row["flops_per_window"] * INFER_BATCH / med / 1e9
 
-    def _inference_parallel(self, fast: Any, x: torch.Tensor, repeats: int) -> None:
+    def _inference_parallel(self, fast: Any, x: torch.Tensor) -> None:
         """Batch 256 with the batch split across the cores, one intra-op thread per part, as
         `harkit predict --parallel batch` (`Predictor(parallel="batch")`) runs it."""
         from harkit.inference.parallel import enable
 
-        s = self.spec
-        par = enable(fast, s["threads"])
+        par = enable(fast, self.spec["threads"])
         try:
-            with torch.inference_mode():
-                for _ in range(s["warmup"]):
-                    par(x)
-                samples = []
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    par(x)
-                    samples.append(time.perf_counter() - t0)
+            self._batch_rate("parallel", lambda: par(x))
         finally:
-            torch.set_num_threads(s["threads"])
-        self.row["latency_parallel"] = _stats(samples)
-        med = self.row["latency_parallel"]["median_ms"] / 1000
-        self.row["infer_parallel_windows_per_s"] = INFER_BATCH / med
-        self.row["achieved_parallel_gflops"] = self.row["flops_per_window"] * INFER_BATCH / med / 1e9
+            torch.set_num_threads(self.spec["threads"])
 
     def _inference_onnx(self, model: torch.nn.Module) -> None:
         """Batch-256 windows/s of the model exported to ONNX and run by ONNX Runtime with the
@@ -362,17 +356,7 @@ class Worker:
                 return
             pred = OnnxPredictor(path, threads=s["threads"], batch_size=INFER_BATCH)
         feed = {pred._input: self.X[:INFER_BATCH].numpy()}
-        for _ in range(s["warmup"]):
-            pred.session.run([pred._output], feed)
-        samples = []
-        for _ in range(max(s["latency_repeats"] // 5, 5)):
-            t0 = time.perf_counter()
-            pred.session.run([pred._output], feed)
-            samples.append(time.perf_counter() - t0)
-        self.row["latency_onnx"] = _stats(samples)
-        med = self.row["latency_onnx"]["median_ms"] / 1000
-        self.row["infer_onnx_windows_per_s"] = INFER_BATCH / med
-        self.row["achieved_onnx_gflops"] = self.row["flops_per_window"] * INFER_BATCH / med / 1e9
+        self._batch_rate("onnx", lambda: pred.session.run([pred._output], feed))
 
     def _time_to_f1(self) -> None:
         from harkit.api import train
