@@ -101,27 +101,26 @@ def choose_parallel(forward: Forward, example: torch.Tensor, mode: str = "auto",
     """The forward callable to predict with under ``mode``, the scheme chosen and, for
     ``auto``, the median seconds of each scheme on ``example`` (the batch shape predicted).
 
-    ``off``: ``forward`` as is (intra-op threads untouched); ``batch``: :func:`enable`;
-    ``auto``: both are timed on ``example`` (after warm-up calls, which also let TorchScript
-    optimise the shapes) and the faster is kept; the thread setting is restored when ``off``
-    wins. With one thread there is nothing to split and ``auto`` is ``off``.
+    ``off``: ``forward`` as is (intra-op threads untouched); ``batch``: :func:`enable`,
+    warmed up on ``example`` (TorchScript optimises each part's shape after a few calls);
+    ``auto``: both are warmed up and timed on ``example`` and the faster is kept; the thread
+    setting is restored when ``off`` wins. With one thread there is nothing to split and
+    ``auto`` is ``off``.
     """
     if mode not in PARALLEL_MODES:
         raise ConfigError(f"parallel={mode!r}: expected one of {', '.join(PARALLEL_MODES)}")
     threads = workers if workers is not None else torch.get_num_threads()
     if mode == "off" or threads < 2:
         return forward, "off", {}
+    warm = max(4, repeats)
     if mode == "batch":
-        return enable(forward, threads), "batch", {}
-    warm = max(2, repeats)
-    with torch.inference_mode():
-        for _ in range(warm):
-            forward(example)
+        par = enable(forward, threads)
+        _median_seconds(par, example, warm)
+        return par, "batch", {}
+    _median_seconds(forward, example, warm)  # warm-up
     t_off = _median_seconds(forward, example, repeats)
     par = enable(forward, threads)
-    with torch.inference_mode():
-        for _ in range(warm):
-            par(example)
+    _median_seconds(par, example, warm)
     t_batch = _median_seconds(par, example, repeats)
     timings = {"off": t_off, "batch": t_batch}
     if t_batch < t_off:

@@ -158,12 +158,12 @@ class Predictor(WindowPredictorMixin):
         if optimize and self.precision == "fp32":
             self._forward = optimize_for_inference(self.model, self.window_len,
                                                    len(self.channels))
+        warm = torch.randn(batch_size, self.window_len, len(self.channels),
+                           generator=torch.Generator().manual_seed(0))
         if self._forward is not self.model and self.precision == "fp32":
             # TorchScript profiles the first calls of each input shape before optimising
             # them: pay that at load time for the full batch shape.
             with torch.inference_mode():
-                warm = torch.randn(batch_size, self.window_len, len(self.channels),
-                                   generator=torch.Generator().manual_seed(0))
                 for _ in range(4):
                     self._forward(warm)
         # How a batch uses the cores (see harkit.inference.parallel): "off" (torch's threads
@@ -174,14 +174,8 @@ class Predictor(WindowPredictorMixin):
         if parallel != "off":
             from harkit.inference.parallel import choose_parallel
 
-            example = torch.randn(batch_size, self.window_len, len(self.channels),
-                                  generator=torch.Generator().manual_seed(0))
             self._forward, self.parallel, self.parallel_timings = choose_parallel(
-                self._forward, example, parallel)
-            if self.parallel == "batch":
-                with torch.inference_mode():
-                    for _ in range(4):  # the parts' shape, as above for the full batch
-                        self._forward(example)
+                self._forward, warm, parallel)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, precision: str = "fp32",
