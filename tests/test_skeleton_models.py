@@ -685,6 +685,69 @@ def test_skeleton_streams_add_bone_and_motion_channels() -> None:
         SkeletonStreams(info, "joint+hand")
 
 
+def test_skeleton_streams_limb_and_ends_channels() -> None:
+    from harkit.data.skeleton import extremities, get_layout, part_roots
+    from harkit.models.skeleton import SkeletonStreams
+
+    lay = get_layout("msr20")
+    ends = extremities(lay)
+    assert [lay.joints[j] for j in ends] == ["l_hand", "r_hand", "l_foot", "r_foot", "head"]
+    root = part_roots(lay)
+    assert lay.joints[root[lay.index("l_wrist")]] == "l_shoulder"
+    assert lay.joints[root[lay.index("r_ankle")]] == "r_hip"
+    assert root[lay.index("hip_centre")] == -1  # a part's root has no root of its own
+    pairs = [(a, b) for i, a in enumerate(ends) for b in ends[i + 1 :]]
+    info = SkeletonInfo("msr20", bodies=2, dims=3, valid_channel=True)
+    x = _windows(info, n=3, t=12)
+    st = SkeletonStreams(info, "limb+joint+ends")
+    out = st(x)
+    # per body: 20 joints x (limb, joint) x 3 dims, then 10 extremity pairs x 3 dims
+    assert out.shape == (3, 12, 2 * (20 * 6 + 10 * 3) + 1) == (3, 12, st.n_channels)
+    torch.testing.assert_close(out[..., -1], x[..., -1])
+    coords = unflatten(x, info) * x[..., -1, None, None, None]  # (B, T, M, J, D), padding 0
+    per = out[..., :-1].reshape(3, 12, 2, 150)
+    joints = per[..., :120].reshape(3, 12, 2, 20, 6)
+    torch.testing.assert_close(joints[..., 3:], coords)  # the order given: limb, then joint
+    for j, r in enumerate(root):
+        want = coords[:, :, :, j] - coords[:, :, :, r] if r >= 0 else 0 * coords[:, :, :, j]
+        torch.testing.assert_close(joints[:, :, :, j, :3], want)
+    vec = per[..., 120:].reshape(3, 12, 2, 10, 3)
+    for k, (a, b) in enumerate(pairs):  # body 1 is not body 0: each body's own extremities
+        torch.testing.assert_close(vec[:, :, :, k], coords[:, :, :, a] - coords[:, :, :, b])
+    assert torch.all(vec[1, 7:] == 0)  # padded frames stay zero
+    # fitted: every derived block has unit std per dim over the valid frames, joints unscaled
+    st.fit(x)
+    assert st.order == ["limb", "joint", "ends"] and st.scale.shape == (9,)
+    assert torch.all(st.scale[3:6] == 1) and torch.all(st.scale[6:] != 1)
+    valid = x[..., -1] > 0.5
+    scaled = st(x)[..., :-1].reshape(3, 12, 2, 150)[valid]  # (valid frames, M, 150)
+    ends_scaled = scaled[..., 120:].reshape(-1, 3)
+    torch.testing.assert_close(ends_scaled.std(0, correction=0), torch.ones(3), rtol=1e-4,
+                               atol=1e-4)
+    with pytest.raises(ValueError, match="fewer than two extremities"):
+        SkeletonStreams(SkeletonInfo({"name": "one", "joints": ["a", "b", "c"],
+                                      "edges": [["a", "b"], ["b", "c"], ["c", "a"]]},
+                                     dims=2), "joint+ends")
+
+
+def test_stgcn_limb_input_and_no_ends() -> None:
+    from harkit.data.skeleton import part_roots
+
+    info = SkeletonInfo("msr20", bodies=1, dims=3)
+    m = create_model("stgcn", info.n_channels, 3, 10, variant="tiny",
+                     skeleton=info.to_dict(), inputs="joint+limb").eval()
+    x = torch.randn(2, 10, info.n_channels)
+    assert m(x).shape == (2, 3)
+    frames = x.view(2, 10, 20, 3)
+    feats = m._inputs(frames, None)
+    r = part_roots("msr20")[12]  # r_hand -> r_shoulder
+    torch.testing.assert_close(feats[:, :, 12, 3:], frames[:, :, 12] - frames[:, :, r])
+    # ends are pairs of joints, not a feature of every joint: flat-channel models only
+    with pytest.raises(ConfigError, match=r"inputs='joint\+ends'"):
+        create_model("stgcn", info.n_channels, 3, 10, skeleton=info.to_dict(),
+                     inputs="joint+ends")
+
+
 def test_random_kernel_streams_need_a_skeleton() -> None:
     info = SkeletonInfo("natops8", bodies=1, dims=3)
     with pytest.raises(ConfigError, match="needs a skeleton dataset"):
@@ -702,22 +765,25 @@ def test_random_kernel_streams_need_a_skeleton() -> None:
     torch.testing.assert_close(sk.features(x), plain.features(x), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["minirocket", "multirocket-hydra"])
+@pytest.mark.parametrize(("name", "streams"), [("minirocket", "joint+bone+motion"),
+                                               ("multirocket-hydra", "joint+bone+motion"),
+                                               ("minirocket", "joint+ends")])
 def test_random_kernel_models_learn_from_skeleton_streams_through_train(
-        skeleton_source: str, tmp_path: Path, name: str) -> None:
+        skeleton_source: str, tmp_path: Path, name: str, streams: str) -> None:
     from harkit.inference import Predictor
 
     r = harkit.train(overrides=[
         f"data.dataset={skeleton_source}", "data.n_val_subjects=2", f"model.name={name}",
-        "model.variant=tiny", "model.params.streams=joint+bone+motion",
+        "model.variant=tiny", f"model.params.streams={streams}",
         "train.num_threads=1", f"run_root={tmp_path / 'runs'}"], progress=False)
     assert r.finished and r.test is not None and r.test.accuracy >= 0.9, r.test
     p = Predictor.from_run(r.run_dir)
     cfg = p.model.get_config()
-    assert cfg["streams"] == "joint+bone+motion" and cfg["skeleton"]["layout"]["name"] == "natops8"
+    assert cfg["streams"] == streams and cfg["skeleton"]["layout"]["name"] == "natops8"
     # the fitted stream scales travel in the checkpoint
     scale = p.model.state_dict()["stream.scale"]
-    assert scale.shape == (9,) and torch.all(scale[:3] == 1) and torch.all(scale[3:] != 1)
+    assert scale.shape == (3 * len(streams.split("+")),)
+    assert torch.all(scale[:3] == 1) and torch.all(scale[3:] != 1)
     ds = synthetic_skeleton_dataset()
     acc = float((p.predict(ds.splits["test"].X) == ds.splits["test"].y).mean())
     assert acc == pytest.approx(r.test.accuracy)

@@ -713,6 +713,44 @@ def parents(layout: str | Layout) -> tuple[int, ...]:
     return tuple(par)
 
 
+def part_roots(layout: str | Layout) -> tuple[int, ...]:
+    """Each joint's body-part root: the first joint of the layout part that holds it (the
+    shoulder of an arm, the hip of a leg), -1 for a part's root itself and for joints in no
+    part (the first part listing a joint wins).
+
+    Example:
+        >>> r = part_roots("msr20"); lay = get_layout("msr20")
+        >>> [lay.joints[r[lay.index(j)]] for j in ("r_hand", "l_foot", "head")]
+        ['r_shoulder', 'l_hip', 'hip_centre']
+        >>> r[lay.index("r_shoulder")]
+        -1
+    """
+    lay = get_layout(layout)
+    root = [-1] * lay.n_joints
+    for idx in lay.parts.values():
+        for j in idx[1:]:
+            if root[j] == -1 and j != idx[0]:
+                root[j] = idx[0]
+    return tuple(root)
+
+
+def extremities(layout: str | Layout) -> tuple[int, ...]:
+    """The joints at the ends of the skeleton: those with exactly one bone (head, hands, feet
+    on the Kinect layouts), in joint order.
+
+    Example:
+        >>> lay = get_layout("msr20")
+        >>> [lay.joints[j] for j in extremities(lay)]
+        ['l_hand', 'r_hand', 'l_foot', 'r_foot', 'head']
+    """
+    lay = get_layout(layout)
+    degree = np.zeros(lay.n_joints, np.int64)
+    for a, b in set(tuple(sorted(e)) for e in lay.edges):
+        degree[a] += 1
+        degree[b] += 1
+    return tuple(int(j) for j in np.flatnonzero(degree == 1))
+
+
 def bones(seq: np.ndarray, layout: str | Layout) -> np.ndarray:
     """Bone vectors: each joint minus its :func:`parents` joint, same shape as ``seq``; roots
     and bones with a missing end are zeros.

@@ -818,8 +818,8 @@ def _input_streams(n_channels: int, skeleton: dict[str, Any] | None, streams: st
     if streams == "joint":
         return None, n_channels, None if info is None else info.to_dict()
     if info is None:
-        raise ValueError(f"streams={streams!r} needs a skeleton dataset (bone and motion "
-                         "vectors are computed from its joints); sensor windows take "
+        raise ValueError(f"streams={streams!r} needs a skeleton dataset (derived "
+                         "streams are computed from its joints); sensor windows take "
                          "streams='joint'")
     mod = SkeletonStreams(info, streams)
     return mod, mod.n_channels, info.to_dict()
@@ -958,8 +958,10 @@ class MiniRocket(_RocketModel):
         skeleton: the dataset's ``SkeletonInfo.to_dict()`` (given by the pipeline on skeleton
             datasets; None on sensor data).
         streams: what the kernels see on skeleton windows, ``+``-joined: ``joint`` (the
-            coordinates, the default), ``bone`` and ``motion`` vectors (see
-            :class:`~harkit.models.skeleton.SkeletonStreams`), e.g. ``joint+bone+motion``.
+            coordinates, the default), ``bone``, ``motion`` and ``limb`` vectors of every
+            joint and ``ends``, the vectors between the skeleton's extremities (see
+            :class:`~harkit.models.skeleton.SkeletonStreams`), e.g. ``joint+bone+motion``
+            or ``joint+limb+ends``.
     """
 
     registry_name = "minirocket"

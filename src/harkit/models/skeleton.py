@@ -26,7 +26,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from harkit.data.skeleton import Layout, SkeletonInfo, get_layout, parents, unflatten
+from harkit.data.skeleton import (
+    Layout,
+    SkeletonInfo,
+    extremities,
+    get_layout,
+    parents,
+    part_roots,
+    unflatten,
+)
 from harkit.models import MODELS
 from harkit.models.base import HarModel, init_recurrent
 
@@ -420,27 +428,37 @@ MODELS.register("two-stream-rnn", description="two-stream RNN (Wang & Wang 2017)
 
 
 PARTITIONS = ("uniform", "distance", "spatial")
-INPUTS = ("joint", "bone", "motion")
+# per-joint input features (ST-GCN's ``inputs``, stacked as extra dims of every joint)
+INPUTS = ("joint", "bone", "motion", "limb")
+# what the flat-channel models (the random-kernel family) can read: the per-joint features
+# plus ``ends``, the vectors between every pair of the skeleton's extremities
+FLAT_STREAMS = (*INPUTS, "ends")
 
 
-def parse_streams(streams: str, name: str = "inputs") -> list[str]:
-    """``"joint+bone"`` -> ``["joint", "bone"]``, checked against :data:`INPUTS`.
+def parse_streams(streams: str, name: str = "inputs",
+                  allowed: tuple[str, ...] = INPUTS) -> list[str]:
+    """``"joint+bone"`` -> ``["joint", "bone"]``, checked against ``allowed`` (default
+    :data:`INPUTS`).
 
     Raises:
         ValueError: an unknown or repeated member.
     """
     out = streams.split("+")
-    if any(st not in INPUTS for st in out) or len(set(out)) != len(out):
-        raise ValueError(f"{name}={streams!r}: expected distinct members of {INPUTS} "
+    if any(st not in allowed for st in out) or len(set(out)) != len(out):
+        raise ValueError(f"{name}={streams!r}: expected distinct members of {allowed} "
                          "joined by '+'")
     return out
 
 
 def stack_streams(x: torch.Tensor, mask: torch.Tensor | None, streams: list[str],
-                  parent: torch.Tensor, has_parent: torch.Tensor) -> torch.Tensor:
-    """Joint / bone / motion features of frames ``x`` ``(N, T, J, D)`` stacked on the last
-    axis, ``(N, T, J, D * len(streams))``: ``joint`` is ``x``; ``bone`` each joint minus its
-    ``parent`` (zero where ``has_parent`` is False); ``motion`` the next frame minus this one
+                  parent: torch.Tensor, has_parent: torch.Tensor,
+                  root: torch.Tensor | None = None,
+                  has_root: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-joint features of frames ``x`` ``(N, T, J, D)`` stacked on the last axis,
+    ``(N, T, J, D * len(streams))``: ``joint`` is ``x``; ``bone`` each joint minus its
+    ``parent`` (zero where ``has_parent`` is False); ``limb`` each joint minus its body
+    part's ``root`` (:func:`~harkit.data.skeleton.part_roots`: a hand relative to its
+    shoulder; zero where ``has_root`` is False); ``motion`` the next frame minus this one
     where both are valid (``mask`` ``(N, T)``), else zero.
 
     Example:
@@ -457,6 +475,10 @@ def stack_streams(x: torch.Tensor, mask: torch.Tensor | None, streams: list[str]
             out.append(x)
         elif st == "bone":  # (N, T, J, D): joint minus its parent, roots zero
             out.append((x - x[:, :, parent]) * has_parent[:, None])
+        elif st == "limb":  # (N, T, J, D): joint minus its part's root, roots zero
+            if root is None or has_root is None:
+                raise ValueError("the limb stream needs each joint's part root (root, has_root)")
+            out.append((x - x[:, :, root]) * has_root[:, None])
         else:  # motion: x[t + 1] - x[t] where both frames are valid, else zero
             mo = torch.zeros_like(x)
             mo[:, :-1] = x[:, 1:] - x[:, :-1]
@@ -467,74 +489,133 @@ def stack_streams(x: torch.Tensor, mask: torch.Tensor | None, streams: list[str]
     return torch.cat(out, dim=3)
 
 
+class JointRefs(nn.Module):
+    """The layout's reference joints as (non-persistent) buffers: each joint's ``parent`` in
+    the bone tree and its body part's ``root``, with masks for joints that have none; the
+    arguments :func:`stack_streams` takes."""
+
+    parent: torch.Tensor
+    has_parent: torch.Tensor
+    root: torch.Tensor
+    has_root: torch.Tensor
+
+    def __init__(self, layout: Layout) -> None:
+        super().__init__()
+        par, root = torch.tensor(parents(layout)), torch.tensor(part_roots(layout))
+        self.register_buffer("parent", par.clamp_min(0), persistent=False)
+        self.register_buffer("has_parent", par >= 0, persistent=False)
+        self.register_buffer("root", root.clamp_min(0), persistent=False)
+        self.register_buffer("has_root", root >= 0, persistent=False)
+
+    def stack(self, x: torch.Tensor, mask: torch.Tensor | None, streams: list[str]
+              ) -> torch.Tensor:
+        """:func:`stack_streams` of ``x`` ``(N, T, J, D)`` with this layout's references."""
+        return stack_streams(x, mask, streams, self.parent, self.has_parent, self.root,
+                             self.has_root)
+
+
 class SkeletonStreams(nn.Module):
-    """Skeleton windows ``(B, T, C)`` -> the same windows with each joint's bone and/or
-    motion vectors as extra channels, for models that read flat channels (the random-kernel
-    family): ``(B, T, bodies * joints * dims * len(streams))``, plus the valid channel where
-    the skeleton has one (padded frames zero). Computed inside the model from the normalised
-    coordinates, so a checkpoint takes the same joint windows as the dataset holds.
+    """Skeleton windows ``(B, T, C)`` -> the same windows with derived features as extra
+    channels, for models that read flat channels (the random-kernel family). Per body: the
+    per-joint streams (:data:`INPUTS`: ``joint``, ``bone``, ``motion``, ``limb``; see
+    :func:`stack_streams`), ``joints * dims`` channels each, then with ``ends`` the vector
+    between every pair of the layout's :func:`~harkit.data.skeleton.extremities` (hand to
+    hand, hand to head, foot to hand, ...), ``pairs * dims`` channels; plus the valid channel
+    where the skeleton has one (padded frames zero). Computed inside the model from the
+    normalised coordinates, so a checkpoint takes the same joint windows as the dataset holds.
 
     Each derived stream is divided by its standard deviation per coordinate dim over the
     training windows (:meth:`fit`; valid frames only), so it enters the random channel
     combinations at the joints' scale (the joints are already standardised per dim by the
-    pipeline). MiniRocket's kernels sum to zero, so a per-channel offset would not matter;
+    pipeline, with one mean and scale for every joint, so differences of joints keep their
+    geometry). MiniRocket's kernels sum to zero, so a per-channel offset would not matter;
     a scale does.
 
     Args:
         info: the windows' skeleton.
-        streams: ``+``-joined members of :data:`INPUTS`, e.g. ``joint+bone+motion``.
+        streams: ``+``-joined members of :data:`FLAT_STREAMS`, e.g. ``joint+bone+motion`` or
+            ``joint+limb+ends``.
 
     Example:
         >>> sk = SkeletonInfo("natops8", bodies=1, dims=3)
         >>> SkeletonStreams(sk, "joint+bone")(torch.zeros(2, 10, 24)).shape
         torch.Size([2, 10, 48])
+        >>> SkeletonStreams(SkeletonInfo("msr20", dims=3), "joint+ends").n_channels  # 60 + 10 x 3
+        90
     """
 
-    parent: torch.Tensor
-    has_parent: torch.Tensor
+    end_a: torch.Tensor
+    end_b: torch.Tensor
     scale: torch.Tensor
 
     def __init__(self, info: SkeletonInfo, streams: str) -> None:
         super().__init__()
         self.info = info
-        self.streams = parse_streams(streams, "streams")
+        self.streams = parse_streams(streams, "streams", FLAT_STREAMS)
         layout = info.get_layout
-        self.register_buffer("parent", torch.tensor(parents(layout)).clamp_min(0),
+        self.joint_streams = [st for st in self.streams if st != "ends"]
+        # the scale buffer and the channels follow this order: per-joint streams, then ends
+        self.order = self.joint_streams + (["ends"] if "ends" in self.streams else [])
+        self.refs = JointRefs(layout)
+        ends = extremities(layout)
+        pairs = [(a, b) for i, a in enumerate(ends) for b in ends[i + 1 :]]
+        if "ends" in self.streams and not pairs:
+            raise ValueError(f"streams={streams!r}: layout {layout.name!r} has fewer than two "
+                             "extremities (joints with one bone), so no 'ends' vectors")
+        self.register_buffer("end_a", torch.tensor([p[0] for p in pairs], dtype=torch.long),
                              persistent=False)
-        self.register_buffer("has_parent", torch.tensor(parents(layout)) >= 0,
+        self.register_buffer("end_b", torch.tensor([p[1] for p in pairs], dtype=torch.long),
                              persistent=False)
         self.register_buffer("scale", torch.ones(len(self.streams) * info.dims))
-        self.n_channels = (info.bodies * info.n_joints * info.dims * len(self.streams)
-                           + int(info.valid_channel))
+        per_body = info.n_joints * info.dims * len(self.joint_streams)
+        if "ends" in self.streams:
+            per_body += len(pairs) * info.dims
+        self.n_channels = info.bodies * per_body + int(info.valid_channel)
 
-    def _stack(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        b, m = x.shape[0], self.info.bodies
+    def _parts(self, x: torch.Tensor
+               ) -> tuple[list[torch.Tensor], torch.Tensor | None, torch.Tensor | None]:
+        """Each body's features in :attr:`order`, ``(B*M, T, items, dims * streams)`` blocks
+        (joints for the per-joint streams, pairs for ends), the mask ``(B, T)`` and the
+        bodies' mask ``(B*M, T)``."""
         coords, mask = split_input(x, self.info)  # (B, T, M, J, D), (B, T)
         frames, body_mask = per_body(coords, mask)  # (B*M, T, J, D), (B*M, T)
-        s = stack_streams(frames, body_mask, self.streams, self.parent, self.has_parent)
-        t, j, d = s.shape[1:]
-        s = s.view(b, m, t, j, d).permute(0, 2, 1, 3, 4)  # (B*M, T, J, D') -> (B, T, M, J, D')
-        return s, mask
+        parts = []
+        if self.joint_streams:
+            parts.append(self.refs.stack(frames, body_mask, self.joint_streams))
+        if "ends" in self.streams:  # (B*M, T, P, D): extremity a minus extremity b
+            parts.append(frames[:, :, self.end_a] - frames[:, :, self.end_b])
+        return parts, mask, body_mask
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> None:
         """The derived streams' standard deviation per dim over training windows ``x``."""
-        s, mask = self._stack(x)
-        vals = (s if mask is None else s[mask > 0.5]).reshape(-1, s.shape[-1])  # valid frames
-        if len(vals) < 2:
-            return
-        sd = vals.double().std(0, correction=0).float()
+        parts, _, body_mask = self._parts(x)
+        sds = []
+        for p in parts:
+            if body_mask is not None:  # (B*M, T, ...) -> valid frames only
+                p = p[body_mask > 0.5]
+            vals = p.reshape(-1, p.shape[-1])
+            if len(vals) < 2:
+                return
+            sds.append(vals.double().std(0, correction=0).float())
+        sd = torch.cat(sds)
         d = self.info.dims
         scale = torch.where(sd > 1e-8, sd, torch.ones_like(sd))
-        for i, st in enumerate(self.streams):
+        for i, st in enumerate(self.order):
             if st == "joint":
                 scale[i * d : (i + 1) * d] = 1.0
         self.scale.copy_(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s, mask = self._stack(x)
-        s = s / self.scale
-        out = s.flatten(2)  # (B, T, M, J, D') -> (B, T, M * J * D')
+        b, m = x.shape[0], self.info.bodies
+        parts, mask, _ = self._parts(x)
+        flat, at = [], 0
+        for p in parts:
+            w = p.shape[-1]
+            p = p / self.scale[at : at + w]
+            at += w
+            flat.append(p.reshape(b, m, p.shape[1], -1))  # (B*M, T, I, D') -> (B, M, T, I*D')
+        out = torch.cat(flat, 3).permute(0, 2, 1, 3).flatten(2)  # -> (B, T, M * features)
         if mask is None:
             return out
         return torch.cat([out, mask[:, :, None]], 2)
@@ -669,7 +750,8 @@ class STGCN(SkeletonModel):
         kernel: temporal kernel size (9 in the paper).
         dropout: dropout after each temporal convolution.
         inputs: the input features of each joint, ``+``-joined: ``joint`` (coordinates),
-            ``bone`` (joint minus its parent in the layout's bone tree, zero at the root) and
+            ``bone`` (joint minus its parent in the layout's bone tree, zero at the root),
+            ``limb`` (joint minus its body part's root: a hand relative to its shoulder) and
             ``motion`` (the next valid frame minus this one, zero at the last valid frame),
             computed inside the model from the normalised coordinates and stacked as extra
             dims, e.g. ``joint+bone`` (the joint and bone streams of later ST-GCN work, fused
@@ -678,8 +760,6 @@ class STGCN(SkeletonModel):
 
     registry_name = "stgcn"
     sensor_as_joints = False
-    parent: torch.Tensor
-    has_parent: torch.Tensor
 
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  skeleton: dict[str, Any] | None = None, widths: list[int] | None = None,
@@ -699,10 +779,7 @@ class STGCN(SkeletonModel):
         layout = self.info.get_layout
         j, d = self.info.n_joints, self.info.dims * len(self.inputs)
         parts = torch.from_numpy(partition_adjacency(layout, partition))
-        self.register_buffer("parent", torch.tensor(parents(layout)).clamp_min(0),
-                             persistent=False)
-        self.register_buffer("has_parent", torch.tensor(parents(layout)) >= 0,
-                             persistent=False)
+        self.refs = JointRefs(layout)
         self.data_bn = nn.BatchNorm1d(j * d)
         blocks = []
         self.strides: list[int] = []
@@ -735,8 +812,8 @@ class STGCN(SkeletonModel):
         return self.head(h.reshape(b, m, -1).mean(1))  # (B*M, C) -> (B, M, C) -> (B, C)
 
     def _inputs(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Joint / bone / motion features stacked on the last axis of ``(N, T, J, D)``."""
-        return stack_streams(x, mask, self.inputs, self.parent, self.has_parent)
+        """The per-joint input features stacked on the last axis of ``(N, T, J, D)``."""
+        return self.refs.stack(x, mask, self.inputs)
 
 
 MODELS.register("stgcn", description="ST-GCN (Yan et al. 2018): partitioned graph convs with "
