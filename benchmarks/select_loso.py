@@ -22,12 +22,18 @@ ensemble scores each member on its own view of the same sequences).
     .venv/bin/python benchmarks/select_loso.py --data-dir ../shared/data --dataset msr-action3d \\
         --models minirocket multirocket-hydra hydra --ensembles minirocket+multirocket-hydra
 
+``--validation-only`` scores the candidates and stops (no standard-protocol run, no test).
+``--fold-runs DIR`` keeps the fold runs in DIR, each named by a hash of its settings, and
+reuses them in later calls: a candidate whose settings are unchanged is not trained again, so
+ensembles of expensive members can be added later.
+
 Results are saved under benchmarks/results/ and appended to BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -60,6 +66,10 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="overrides for every run")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--fold-runs", default=None,
+                    help="keep the fold runs in this folder and reuse those of a candidate whose "
+                         "settings are unchanged (a later call that adds ensembles or models "
+                         "trains only what is new); default: a temporary folder")
     ap.add_argument("--validation-only", action="store_true",
                     help="score the candidates on the folds and stop: nothing is trained by "
                          "the standard protocol and the test split is not touched")
@@ -75,20 +85,36 @@ def main() -> None:
     subjects = _all_training(_load(cfg)).subject_ids()
     res: dict[str, Any] = {"dataset": a.dataset, "training_subjects": subjects, "folds": {}}
     with tempfile.TemporaryDirectory() as tmp:
+        keep = Path(a.fold_runs).resolve() if a.fold_runs else Path(tmp)
         fold_runs: dict[tuple[str, int], Path] = {}
         for model in a.models:
             folds = []
             for s in subjects:
                 t0 = time.perf_counter()
-                r = harkit.train(overrides=[*common, *model_overrides(model),
-                                            f"data.val_subjects=[{s}]", "train.refit=false",
-                                            f"run_root={tmp}", f"name={_safe(model)}-val{s}"],
+                overrides = [*common, *model_overrides(model), f"data.val_subjects=[{s}]",
+                             "train.refit=false"]
+                # the fold's settings name it, so a changed setting never reuses an old run
+                key = hashlib.sha1(json.dumps(overrides).encode()).hexdigest()[:12]
+                record = keep / f"{_safe(model)}-val{s}-{key}.json"
+                if a.fold_runs and record.exists():
+                    fold = json.loads(record.read_text(encoding="utf-8"))
+                    fold_runs[model, s] = Path(fold.pop("run_dir"))
+                    folds.append(fold)
+                    print(f"{model} val subject {s}: reused {fold_runs[model, s]}, macro F1 "
+                          f"{fold['val_macro_f1']:.4f}", flush=True)
+                    continue
+                r = harkit.train(overrides=[*overrides, f"run_root={keep}",
+                                            f"name={_safe(model)}-val{s}-{key}"],
                                  progress=False, evaluate_test=False)
                 assert r.val is not None
                 fold_runs[model, s] = r.run_dir
-                folds.append({"subject": s, "val_accuracy": r.val.accuracy,
-                              "val_macro_f1": r.val.macro_f1, "windows": r.val.n_windows,
-                              "seconds": time.perf_counter() - t0})
+                fold = {"subject": s, "val_accuracy": r.val.accuracy,
+                        "val_macro_f1": r.val.macro_f1, "windows": r.val.n_windows,
+                        "seconds": time.perf_counter() - t0}
+                folds.append(fold)
+                if a.fold_runs:  # written last: a record names a finished run
+                    record.write_text(json.dumps({**fold, "run_dir": str(r.run_dir)}),
+                                      encoding="utf-8")
                 print(f"{model} val subject {s}: accuracy {r.val.accuracy:.4f}, macro F1 "
                       f"{r.val.macro_f1:.4f}", flush=True)
             res["folds"][model] = folds
