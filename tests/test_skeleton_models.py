@@ -625,16 +625,23 @@ def test_a_skeleton_run_reports_skeleton_plots(skeleton_source: str, tmp_path: P
     assert png.exists()
 
 
-def test_stgcn_bone_and_motion_inputs() -> None:
-    from harkit.data.skeleton import SkeletonInfo, parents
-
-    info = SkeletonInfo("natops8", bodies=1, dims=3)
+def _stgcn_inputs(layout: str, inputs: str
+                  ) -> tuple[torch.nn.Module, SkeletonInfo, torch.Tensor, torch.Tensor]:
+    """A tiny ST-GCN reading ``inputs``, which runs on random windows ``(2, 10, C)``, the
+    windows as frames ``(2, 10, J, 3)`` and its stacked input features of them."""
+    info = SkeletonInfo(layout, bodies=1, dims=3)
     m = create_model("stgcn", info.n_channels, 3, 10, variant="tiny",
-                     skeleton=info.to_dict(), inputs="joint+bone+motion").eval()
+                     skeleton=info.to_dict(), inputs=inputs).eval()
     x = torch.randn(2, 10, info.n_channels)
     assert m(x).shape == (2, 3)
-    frames = x.view(2, 10, 8, 3)
-    feats = m._inputs(frames, None)  # (N, T, J, 9)
+    frames = x.view(2, 10, info.n_joints, 3)
+    return m, info, frames, m._inputs(frames, None)
+
+
+def test_stgcn_bone_and_motion_inputs() -> None:
+    from harkit.data.skeleton import parents
+
+    m, info, frames, feats = _stgcn_inputs("natops8", "joint+bone+motion")  # (N, T, J, 9)
     par = parents("natops8")
     torch.testing.assert_close(feats[..., :3], frames)
     for j, p in enumerate(par):
@@ -733,13 +740,7 @@ def test_skeleton_streams_limb_and_ends_channels() -> None:
 def test_stgcn_limb_input_and_no_ends() -> None:
     from harkit.data.skeleton import part_roots
 
-    info = SkeletonInfo("msr20", bodies=1, dims=3)
-    m = create_model("stgcn", info.n_channels, 3, 10, variant="tiny",
-                     skeleton=info.to_dict(), inputs="joint+limb").eval()
-    x = torch.randn(2, 10, info.n_channels)
-    assert m(x).shape == (2, 3)
-    frames = x.view(2, 10, 20, 3)
-    feats = m._inputs(frames, None)
+    _, info, frames, feats = _stgcn_inputs("msr20", "joint+limb")
     r = part_roots("msr20")[12]  # r_hand -> r_shoulder
     torch.testing.assert_close(feats[:, :, 12, 3:], frames[:, :, 12] - frames[:, :, r])
     # ends are pairs of joints, not a feature of every joint: flat-channel models only
