@@ -54,6 +54,7 @@ def main() -> None:
     import harkit
     from harkit.api import _all_training, _load, evaluate_ensemble
     from harkit.config import ExperimentConfig, apply_overrides
+    from harkit.io import atomic_write_text
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", required=True)
@@ -113,8 +114,7 @@ def main() -> None:
                         "seconds": time.perf_counter() - t0}
                 folds.append(fold)
                 if a.fold_runs:  # written last: a record names a finished run
-                    record.write_text(json.dumps({**fold, "run_dir": str(r.run_dir)}),
-                                      encoding="utf-8")
+                    atomic_write_text(record, json.dumps({**fold, "run_dir": str(r.run_dir)}))
                 print(f"{model} val subject {s}: accuracy {r.val.accuracy:.4f}, macro F1 "
                       f"{r.val.macro_f1:.4f}", flush=True)
             res["folds"][model] = folds

@@ -729,7 +729,7 @@ def part_roots(layout: str | Layout) -> tuple[int, ...]:
     root = [-1] * lay.n_joints
     for idx in lay.parts.values():
         for j in idx[1:]:
-            if root[j] == -1 and j != idx[0]:
+            if root[j] == -1:
                 root[j] = idx[0]
     return tuple(root)
 

@@ -553,9 +553,8 @@ class SkeletonStreams(nn.Module):
         self.info = info
         self.streams = parse_streams(streams, "streams", FLAT_STREAMS)
         layout = info.get_layout
-        self.joint_streams = [st for st in self.streams if st != "ends"]
         # the scale buffer and the channels follow this order: per-joint streams, then ends
-        self.order = self.joint_streams + (["ends"] if "ends" in self.streams else [])
+        self.joint_streams = [st for st in self.streams if st != "ends"]
         self.refs = JointRefs(layout)
         ends = extremities(layout)
         pairs = [(a, b) for i, a in enumerate(ends) for b in ends[i + 1 :]]
@@ -571,6 +570,11 @@ class SkeletonStreams(nn.Module):
         if "ends" in self.streams:
             per_body += len(pairs) * info.dims
         self.n_channels = info.bodies * per_body + int(info.valid_channel)
+
+    @property
+    def order(self) -> list[str]:
+        """The streams in the order of the channels and the scale: per-joint, then ends."""
+        return self.joint_streams + (["ends"] if "ends" in self.streams else [])
 
     def _parts(self, x: torch.Tensor
                ) -> tuple[list[torch.Tensor], torch.Tensor | None, torch.Tensor | None]:
