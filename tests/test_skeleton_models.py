@@ -749,6 +749,44 @@ def test_stgcn_limb_input_and_no_ends() -> None:
                      inputs="joint+ends")
 
 
+def test_stgcn_adaptive_graph_links_joints_no_bone_links() -> None:
+    from harkit.data.skeleton import get_layout
+    from harkit.models.skeleton import STGCNBlock
+
+    lay = get_layout("msr20")
+    lh, rh = lay.index("l_hand"), lay.index("r_hand")
+    parts = torch.from_numpy(partition_adjacency(lay))
+    assert torch.all(parts[:, lh, rh] == 0)  # the hands are far apart in the bone graph
+    torch.manual_seed(0)
+    block = STGCNBlock(3, 4, parts, kernel=1, stride=1, dropout=0.0, residual=False,
+                       adaptive=True).eval()
+    x = torch.randn(1, 3, 5, lay.n_joints)
+    moved = x.clone()
+    moved[..., lh] += 1.0
+
+    def r_hand_response() -> torch.Tensor:
+        return (block(moved) - block(x))[..., rh]
+
+    # learnt from zero: at first the graph is the skeleton's, the right hand blind to the left
+    assert torch.all(block.adapt == 0) and torch.all(r_hand_response() == 0)
+    out = block(x).sum()
+    out.backward()
+    assert block.adapt is not None and block.adapt.grad is not None
+    assert torch.any(block.adapt.grad[:, lh, rh] != 0)  # training can open the edge ...
+    with torch.no_grad():
+        block.adapt[0, lh, rh] = 1.0
+    assert torch.any(r_hand_response() != 0)  # ... and then the left hand reaches the right
+    # through the model: off by default (old checkpoints keep their keys), same output at init
+    info = SkeletonInfo("msr20", bodies=1, dims=3)
+    w = torch.randn(2, 10, info.n_channels)
+    plain = _model("stgcn", info, t=10, widths=[8, 16]).eval()
+    adaptive = _model("stgcn", info, t=10, widths=[8, 16], adaptive=True).eval()
+    assert not any("adapt" in k for k in plain.state_dict())
+    assert {k for k in adaptive.state_dict() if "adapt" in k} == {"blocks.0.adapt",
+                                                                  "blocks.1.adapt"}
+    torch.testing.assert_close(adaptive(w), plain(w), rtol=0, atol=0)
+
+
 def test_random_kernel_streams_need_a_skeleton() -> None:
     info = SkeletonInfo("natops8", bodies=1, dims=3)
     with pytest.raises(ConfigError, match="needs a skeleton dataset"):

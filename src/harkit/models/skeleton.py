@@ -691,16 +691,22 @@ class STGCNBlock(nn.Module):
     partition's adjacency times its learnable edge importance, summed over partitions), batch
     norm, ReLU, temporal convolution (``kernel x 1``, stride ``stride``), batch norm, dropout,
     residual, ReLU.
+
+    With ``adaptive`` each partition also gets a free ``(V, V)`` matrix, learnt from zero
+    and added to the masked adjacency (the ``B_k`` of Shi et al., CVPR 2019, "Two-Stream
+    Adaptive Graph Convolutional Networks"): the edge importance can only reweight the bones,
+    this can connect any two joints, e.g. the two hands of a clapping action.
     """
 
     A: torch.Tensor  # buffer: partitioned normalised adjacency (K, V, V)
 
     def __init__(self, c_in: int, c_out: int, partitions: torch.Tensor, kernel: int,
-                 stride: int, dropout: float, residual: bool) -> None:
+                 stride: int, dropout: float, residual: bool, adaptive: bool = False) -> None:
         super().__init__()
         k, v, _ = partitions.shape
         self.register_buffer("A", partitions.clone(), persistent=False)
         self.importance = nn.Parameter(torch.ones(k, v, v))
+        self.adapt = nn.Parameter(torch.zeros(k, v, v)) if adaptive else None
         self.gcn = nn.Conv2d(c_in, k * c_out, kernel_size=1)
         self.gcn_bn = nn.BatchNorm2d(c_out)
         self.tcn = nn.Sequential(
@@ -720,7 +726,10 @@ class STGCNBlock(nn.Module):
         n, _, t, v = x.shape
         y = self.gcn(x).view(n, self.k, self.c_out, t, v)  # (N, K*C', T, V) -> (N, K, C', T, V)
         # sum over partitions k and source joints v: (N, K, C', T, V) x (K, V, W) -> (N, C', T, W)
-        y = torch.einsum("nkctv,kvw->nctw", y, self.A * self.importance)
+        adj = self.A * self.importance
+        if self.adapt is not None:
+            adj = adj + self.adapt
+        y = torch.einsum("nkctv,kvw->nctw", y, adj)
         y = self.tcn(torch.relu(self.gcn_bn(y)))  # (N, C', T', V)
         if self.residual is not None:
             y = y + self.residual(x)
@@ -760,6 +769,8 @@ class STGCN(SkeletonModel):
             computed inside the model from the normalised coordinates and stacked as extra
             dims, e.g. ``joint+bone`` (the joint and bone streams of later ST-GCN work, fused
             early in one network).
+        adaptive: add a learnt joint-to-joint matrix per partition to every unit's graph (see
+            :class:`STGCNBlock`), so the network can relate joints that no bone links.
     """
 
     registry_name = "stgcn"
@@ -768,11 +779,12 @@ class STGCN(SkeletonModel):
     def __init__(self, n_channels: int, n_classes: int, window_len: int,
                  skeleton: dict[str, Any] | None = None, widths: list[int] | None = None,
                  partition: str = "spatial", kernel: int = 9, dropout: float = 0.0,
-                 inputs: str = "joint") -> None:
+                 inputs: str = "joint", adaptive: bool = False) -> None:
         widths = list(widths) if widths is not None else [32, 32, 32, 32, 64, 64, 64, 128,
                                                           128, 128]
         super().__init__(n_channels, n_classes, window_len, skeleton, widths=widths,
-                         partition=partition, kernel=kernel, dropout=dropout, inputs=inputs)
+                         partition=partition, kernel=kernel, dropout=dropout, inputs=inputs,
+                         adaptive=adaptive)
         self.inputs = parse_streams(inputs)
         if not widths:
             raise ValueError("widths must name at least one unit")
@@ -790,7 +802,8 @@ class STGCN(SkeletonModel):
         c_in = d
         for i, w in enumerate(widths):
             stride = 2 if i > 0 and w > widths[i - 1] else 1
-            blocks.append(STGCNBlock(c_in, w, parts, kernel, stride, dropout, residual=i > 0))
+            blocks.append(STGCNBlock(c_in, w, parts, kernel, stride, dropout, residual=i > 0,
+                                     adaptive=adaptive))
             self.strides.append(stride)
             c_in = w
         self.blocks = nn.ModuleList(blocks)
