@@ -25,7 +25,8 @@ ensemble scores each member on its own view of the same sequences).
 ``--validation-only`` scores the candidates and stops (no standard-protocol run, no test).
 ``--fold-runs DIR`` keeps the fold runs in DIR, each named by a hash of its settings, and
 reuses them in later calls: a candidate whose settings are unchanged is not trained again, so
-ensembles of expensive members can be added later.
+ensembles of expensive members can be added later. An ensemble's score on each fold is kept
+there too, named by its member runs and ``--combine``, so a repeated call only renders.
 
 Results are saved under benchmarks/results/ and appended to BENCHMARKS.md.
 """
@@ -68,9 +69,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-append", action="store_true")
     ap.add_argument("--fold-runs", default=None,
-                    help="keep the fold runs in this folder and reuse those of a candidate whose "
-                         "settings are unchanged (a later call that adds ensembles or models "
-                         "trains only what is new); default: a temporary folder")
+                    help="keep the fold runs, and the ensembles' fold scores, in this folder "
+                         "and reuse those of a candidate whose settings are unchanged (a later "
+                         "call that adds ensembles or models computes only what is new); "
+                         "default: a temporary folder")
     ap.add_argument("--validation-only", action="store_true",
                     help="score the candidates on the folds and stop: nothing is trained by "
                          "the standard protocol and the test split is not touched")
@@ -121,10 +123,25 @@ def main() -> None:
         for ens in a.ensembles:
             folds = []
             for s in subjects:
-                rep = evaluate_ensemble([fold_runs[m, s] for m in split_ensemble(ens)],
-                                               split="val", combine=a.combine)
-                folds.append({"subject": s, "val_accuracy": rep.accuracy,
-                              "val_macro_f1": rep.macro_f1, "windows": rep.n_windows})
+                runs = [fold_runs[m, s] for m in split_ensemble(ens)]
+                # named by its member runs (folder and fold record: a retrained member changes
+                # it) and the combination, so it is reused only for the very same runs
+                used = [[str(fold_runs[m, s]), *(f for f in res["folds"][m] if f["subject"] == s)]
+                        for m in split_ensemble(ens)]
+                digest = hashlib.sha1(json.dumps([used, a.combine], sort_keys=True).encode())
+                record = keep / f"ensemble-val{s}-{digest.hexdigest()[:12]}.json"
+                if a.fold_runs and record.exists():
+                    fold = json.loads(record.read_text(encoding="utf-8"))
+                    folds.append(fold)
+                    print(f"{ens} val subject {s}: reused {record.name}, macro F1 "
+                          f"{fold['val_macro_f1']:.4f}", flush=True)
+                    continue
+                rep = evaluate_ensemble(runs, split="val", combine=a.combine)
+                fold = {"subject": s, "val_accuracy": rep.accuracy,
+                        "val_macro_f1": rep.macro_f1, "windows": rep.n_windows}
+                folds.append(fold)
+                if a.fold_runs:
+                    atomic_write_text(record, json.dumps(fold))
                 print(f"{ens} val subject {s}: accuracy {rep.accuracy:.4f}, macro F1 "
                       f"{rep.macro_f1:.4f}", flush=True)
             res["folds"][ens] = folds
