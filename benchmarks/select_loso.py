@@ -123,11 +123,12 @@ def main() -> None:
         for ens in a.ensembles:
             folds = []
             for s in subjects:
-                runs = [fold_runs[m, s] for m in split_ensemble(ens)]
+                names = split_ensemble(ens)
+                runs = [fold_runs[m, s] for m in names]
                 # named by its member runs (folder and fold record: a retrained member changes
                 # it) and the combination, so it is reused only for the very same runs
-                used = [[str(fold_runs[m, s]), *(f for f in res["folds"][m] if f["subject"] == s)]
-                        for m in split_ensemble(ens)]
+                used = [[str(r), *(f for f in res["folds"][m] if f["subject"] == s)]
+                        for m, r in zip(names, runs, strict=True)]
                 digest = hashlib.sha1(json.dumps([used, a.combine], sort_keys=True).encode())
                 record = keep / f"ensemble-val{s}-{digest.hexdigest()[:12]}.json"
                 if a.fold_runs and record.exists():
