@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from itertools import accumulate
 from pathlib import Path
 
 
@@ -32,10 +33,40 @@ def append_section(text: str) -> None:
     print(text)
 
 
+def _split_top(text: str, sep: str) -> list[str]:
+    """``text`` split at each ``sep`` outside square brackets."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == sep and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [*out, cur]
+
+
 def split_model(spec: str) -> tuple[str, dict[str, str]]:
-    """``"harcnn[width=32,hidden=64]"`` -> ``("harcnn", {"width": "32", "hidden": "64"})``."""
-    name, _, rest = spec.partition("[")
-    params = dict(p.split("=", 1) for p in rest.rstrip("]").split(",") if "=" in p)
+    """``"harcnn[width=32,hidden=64]"`` -> ``("harcnn", {"width": "32", "hidden": "64"})``; a
+    value may hold a bracketed list (``stgcn[widths=[16,32]]``).
+
+    Raises:
+        ValueError: the brackets do not close at the end, or a setting has no ``key=value``.
+    """
+    name, bracket, rest = spec.partition("[")
+    if not bracket:
+        return name, {}
+    body = rest[:-1]
+    depths = list(accumulate((ch == "[") - (ch == "]") for ch in body))
+    if not rest.endswith("]") or min(depths, default=0) < 0 or (depths and depths[-1]):
+        raise ValueError(f"model spec {spec!r}: expected NAME[key=value,...] with balanced "
+                         "brackets")
+    params: dict[str, str] = {}
+    for part in _split_top(body, ",") if body else []:
+        key, eq, value = part.partition("=")
+        if not eq or not key:
+            raise ValueError(f"model spec {spec!r}: {part!r} is not key=value")
+        params[key] = value
     return name, params
 
 
@@ -51,12 +82,4 @@ def model_overrides(spec: str) -> list[str]:
 def split_ensemble(spec: str) -> list[str]:
     """Members of an ensemble spec joined by ``+`` outside brackets:
     ``"minirocket[streams=joint+bone]+hydra"`` -> ``["minirocket[streams=joint+bone]", "hydra"]``."""
-    out, depth, cur = [], 0, ""
-    for ch in spec:
-        depth += (ch == "[") - (ch == "]")
-        if ch == "+" and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    return [*out, cur]
+    return _split_top(spec, "+")
