@@ -41,6 +41,7 @@ import shlex
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,6 @@ def main() -> None:
     import harkit
     from harkit.api import _all_training, _load, evaluate_ensemble
     from harkit.config import ExperimentConfig, apply_overrides
-    from harkit.io import atomic_write_text
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", required=True)
@@ -77,6 +77,11 @@ def main() -> None:
                     help="score the candidates on the folds and stop: nothing is trained by "
                          "the standard protocol and the test split is not touched")
     a = ap.parse_args()
+    for m in a.models:
+        try:
+            split_model(m)
+        except ValueError as err:
+            ap.error(f"--models: {err}")
     for e in a.ensembles:
         unknown = [m for m in split_ensemble(e) if m not in a.models]
         if len(split_ensemble(e)) < 2 or unknown:
@@ -93,32 +98,20 @@ def main() -> None:
         for model in a.models:
             folds = []
             for s in subjects:
-                t0 = time.perf_counter()
                 overrides = [*common, *model_overrides(model), f"data.val_subjects=[{s}]",
                              "train.refit=false"]
                 # the fold's settings name it, so a changed setting never reuses an old run
                 key = hashlib.sha1(json.dumps(overrides).encode()).hexdigest()[:12]
                 record = keep / f"{_safe(model)}-val{s}-{key}.json"
-                if a.fold_runs and record.exists():
-                    fold = json.loads(record.read_text(encoding="utf-8"))
-                    fold_runs[model, s] = Path(fold.pop("run_dir"))
-                    folds.append(fold)
-                    print(f"{model} val subject {s}: reused {fold_runs[model, s]}, macro F1 "
-                          f"{fold['val_macro_f1']:.4f}", flush=True)
-                    continue
-                r = harkit.train(overrides=[*overrides, f"run_root={keep}",
-                                            f"name={_safe(model)}-val{s}-{key}"],
-                                 progress=False, evaluate_test=False)
-                assert r.val is not None
-                fold_runs[model, s] = r.run_dir
-                fold = {"subject": s, "val_accuracy": r.val.accuracy,
-                        "val_macro_f1": r.val.macro_f1, "windows": r.val.n_windows,
-                        "seconds": time.perf_counter() - t0}
+                fold, reused = _kept(record if a.fold_runs else None, _fit_fold,
+                                     [*overrides, f"run_root={keep}",
+                                      f"name={_safe(model)}-val{s}-{key}"], s)
+                fold_runs[model, s] = Path(fold.pop("run_dir"))
                 folds.append(fold)
-                if a.fold_runs:  # written last: a record names a finished run
-                    atomic_write_text(record, json.dumps({**fold, "run_dir": str(r.run_dir)}))
-                print(f"{model} val subject {s}: accuracy {r.val.accuracy:.4f}, macro F1 "
-                      f"{r.val.macro_f1:.4f}", flush=True)
+                print(f"{model} val subject {s}: "
+                      + (f"reused {fold_runs[model, s]}" if reused
+                         else f"accuracy {fold['val_accuracy']:.4f}")
+                      + f", macro F1 {fold['val_macro_f1']:.4f}", flush=True)
             res["folds"][model] = folds
         for ens in a.ensembles:
             folds = []
@@ -131,20 +124,13 @@ def main() -> None:
                         for m, r in zip(names, runs, strict=True)]
                 digest = hashlib.sha1(json.dumps([used, a.combine], sort_keys=True).encode())
                 record = keep / f"ensemble-val{s}-{digest.hexdigest()[:12]}.json"
-                if a.fold_runs and record.exists():
-                    fold = json.loads(record.read_text(encoding="utf-8"))
-                    folds.append(fold)
-                    print(f"{ens} val subject {s}: reused {record.name}, macro F1 "
-                          f"{fold['val_macro_f1']:.4f}", flush=True)
-                    continue
-                rep = evaluate_ensemble(runs, split="val", combine=a.combine)
-                fold = {"subject": s, "val_accuracy": rep.accuracy,
-                        "val_macro_f1": rep.macro_f1, "windows": rep.n_windows}
+                fold, reused = _kept(record if a.fold_runs else None, _score_fold, runs, s,
+                                     a.combine)
                 folds.append(fold)
-                if a.fold_runs:
-                    atomic_write_text(record, json.dumps(fold))
-                print(f"{ens} val subject {s}: accuracy {rep.accuracy:.4f}, macro F1 "
-                      f"{rep.macro_f1:.4f}", flush=True)
+                print(f"{ens} val subject {s}: "
+                      + (f"reused {record.name}" if reused
+                         else f"accuracy {fold['val_accuracy']:.4f}")
+                      + f", macro F1 {fold['val_macro_f1']:.4f}", flush=True)
             res["folds"][ens] = folds
         means = {m: statistics.mean(f["val_macro_f1"] for f in folds)
                  for m, folds in res["folds"].items()}
@@ -217,6 +203,42 @@ def main() -> None:
                  f"**test accuracy {t['accuracy']:.2%}**, macro F1 {t['macro_f1']:.4f} "
                  f"({t['windows']} test windows).\n")
     append_section("\n".join(lines))
+
+
+def _kept(record: Path | None, compute: Callable[..., dict[str, Any]],
+          *args: Any) -> tuple[dict[str, Any], bool]:
+    """The fold record kept at ``record`` and True, or (when there is none, or ``record`` is
+    None) ``compute(*args)`` and False. A computed record is written last, so one on disk
+    always names finished work."""
+    from harkit.io import atomic_write_text
+
+    if record is not None and record.exists():
+        return json.loads(record.read_text(encoding="utf-8")), True
+    fold = compute(*args)
+    if record is not None:
+        atomic_write_text(record, json.dumps(fold))
+    return fold, False
+
+
+def _fit_fold(overrides: list[str], subject: int) -> dict[str, Any]:
+    """Train one fold run (no test evaluation) and score it on its validation subject."""
+    import harkit
+
+    t0 = time.perf_counter()
+    r = harkit.train(overrides=overrides, progress=False, evaluate_test=False)
+    assert r.val is not None
+    return {"subject": subject, "val_accuracy": r.val.accuracy, "val_macro_f1": r.val.macro_f1,
+            "windows": r.val.n_windows, "seconds": time.perf_counter() - t0,
+            "run_dir": str(r.run_dir)}
+
+
+def _score_fold(runs: list[Path], subject: int, combine: str) -> dict[str, Any]:
+    """An ensemble of one fold's member runs, scored on that fold's validation subject."""
+    from harkit.api import evaluate_ensemble
+
+    rep = evaluate_ensemble(runs, split="val", combine=combine)
+    return {"subject": subject, "val_accuracy": rep.accuracy, "val_macro_f1": rep.macro_f1,
+            "windows": rep.n_windows}
 
 
 def _safe(spec: str) -> str:
