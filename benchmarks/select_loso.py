@@ -108,10 +108,7 @@ def main() -> None:
                                       f"name={_safe(model)}-val{s}-{key}"], s)
                 fold_runs[model, s] = Path(fold.pop("run_dir"))
                 folds.append(fold)
-                print(f"{model} val subject {s}: "
-                      + (f"reused {fold_runs[model, s]}" if reused
-                         else f"accuracy {fold['val_accuracy']:.4f}")
-                      + f", macro F1 {fold['val_macro_f1']:.4f}", flush=True)
+                _say(model, fold, str(fold_runs[model, s]) if reused else None)
             res["folds"][model] = folds
         for ens in a.ensembles:
             folds = []
@@ -127,10 +124,7 @@ def main() -> None:
                 fold, reused = _kept(record if a.fold_runs else None, _score_fold, runs, s,
                                      a.combine)
                 folds.append(fold)
-                print(f"{ens} val subject {s}: "
-                      + (f"reused {record.name}" if reused
-                         else f"accuracy {fold['val_accuracy']:.4f}")
-                      + f", macro F1 {fold['val_macro_f1']:.4f}", flush=True)
+                _say(ens, fold, record.name if reused else None)
             res["folds"][ens] = folds
         means = {m: statistics.mean(f["val_macro_f1"] for f in folds)
                  for m, folds in res["folds"].items()}
@@ -218,6 +212,13 @@ def _kept(record: Path | None, compute: Callable[..., dict[str, Any]],
     if record is not None:
         atomic_write_text(record, json.dumps(fold))
     return fold, False
+
+
+def _say(candidate: str, fold: dict[str, Any], reused: str | None) -> None:
+    """One progress line for a candidate's fold: its scores, or what was reused."""
+    print(f"{candidate} val subject {fold['subject']}: "
+          + (f"reused {reused}" if reused is not None else f"accuracy {fold['val_accuracy']:.4f}")
+          + f", macro F1 {fold['val_macro_f1']:.4f}", flush=True)
 
 
 def _fit_fold(overrides: list[str], subject: int) -> dict[str, Any]:
